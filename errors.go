@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"github.com/docker-cr/dockercr/internal/criulog"
 )
 
 // Broad error kinds. Every error this package returns that fits one of
@@ -84,10 +86,13 @@ func (e *CRIUError) Error() string {
 	}
 	switch {
 	case len(e.Causes) > 0:
+		// CRIU often follows the cause with its own hint on the next
+		// line ("consider using GODEBUG=multipathtcp=0"): show both.
+		shown := min(len(e.Causes), summaryCauses)
 		b.WriteString(": ")
-		b.WriteString(e.Causes[0])
-		if len(e.Causes) > 1 {
-			fmt.Fprintf(&b, " (+%d more)", len(e.Causes)-1)
+		b.WriteString(strings.Join(e.Causes[:shown], "; "))
+		if len(e.Causes) > shown {
+			fmt.Fprintf(&b, " (+%d more)", len(e.Causes)-shown)
 		}
 	case e.Message != "":
 		b.WriteString(": ")
@@ -183,3 +188,29 @@ func (e *FeatureError) Error() string {
 
 // Is reports whether target is [ErrNotSupported].
 func (e *FeatureError) Is(target error) bool { return target == ErrNotSupported }
+
+// maxCauses is how many root-cause lines a CRIUError keeps, and
+// summaryCauses how many of them its one-line summary shows.
+const (
+	maxCauses     = 8
+	summaryCauses = 2
+)
+
+// newCRIUError builds the error of a failed run, with the root causes
+// read from CRIU's log at logPath.
+func newCRIUError(req *Request, backend, logPath string, errno syscall.Errno,
+	msg string, exit int, err error) *CRIUError {
+	e := &CRIUError{
+		Action:   string(req.Action),
+		Backend:  backend,
+		Errno:    errno,
+		Message:  msg,
+		ExitCode: exit,
+		LogPath:  logPath,
+		Err:      err,
+	}
+	if logPath != "" {
+		e.Causes = criulog.RootCausesFile(logPath, maxCauses)
+	}
+	return e
+}

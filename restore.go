@@ -1,0 +1,86 @@
+package dockercr
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// RestoreResult describes a completed restore.
+type RestoreResult struct {
+	// PID is the restored root process. It runs detached: its parent
+	// is the nearest child subreaper of the caller, or init.
+	PID int
+	// Dir is the checkpoint directory restored from.
+	Dir string
+	// LogPath is CRIU's restore log.
+	LogPath     string
+	Backend     string
+	CRIUVersion Version
+	Stats       RestoreStats
+	Duration    time.Duration
+}
+
+// Restore recreates the process tree checkpointed in dir by
+// [Checkpointer.Checkpoint] and returns once it runs, detached from the
+// caller. CRIU writes restore.log and its statistics to dir (or the
+// [WithWorkDir]).
+//
+// Options that describe the tree's resources (TCP, file locks, shell
+// job, external mounts, inherited descriptors, root, cgroups) must match
+// what the dump used. If ctx is cancelled, criu is killed; a tree it had
+// begun to create is killed with it.
+func (c *Checkpointer) Restore(ctx context.Context, dir string) (*RestoreResult, error) {
+	dir = cleanAbs(dir)
+	release, err := c.acquire("dir:" + dir)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	env, err := c.Check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	images := filepath.Join(dir, ImagesDirName)
+	if err := checkImagesPresent(images); err != nil {
+		return nil, err
+	}
+
+	req := c.request(ActionRestore, images, dir)
+	start := time.Now()
+	resp, err := c.runTimed(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+
+	res := &RestoreResult{
+		PID:         resp.PID,
+		Dir:         dir,
+		LogPath:     filepath.Join(req.WorkDir, req.LogFile),
+		Backend:     resp.Backend,
+		CRIUVersion: env.CRIUVersion,
+		Duration:    took,
+	}
+	// The tree runs; missing statistics do not undo that.
+	if st, err := readRestoreStats(req.WorkDir); err == nil {
+		res.Stats = st
+	} else {
+		c.cfg.logger.Debug("no restore statistics", "err", err)
+	}
+	c.cfg.logger.Debug("restore done", "pid", res.PID, "dir", dir,
+		"backend", res.Backend, "took", took)
+	return res, nil
+}
+
+// checkImagesPresent fails with ErrCheckpointNotFound unless dir holds
+// the inventory image that every CRIU dump writes.
+func checkImagesPresent(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "inventory.img")); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCheckpointNotFound, dir, err)
+	}
+	return nil
+}
