@@ -1,0 +1,62 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+PREFIX ?= $(or $(DOCKERCR_PREFIX),/opt/dockercr)
+
+TEST_TIMEOUT ?= 40m
+
+# FUZZ_TARGETS lists fuzz tests as package:FuzzName entries, the package
+# spelled as go test takes it; each runs for FUZZTIME.
+FUZZ_TARGETS ?=
+FUZZTIME ?= 10s
+
+# BENCH_PKGS are the benchmark packages; empty when there is no bench/ yet.
+BENCH_PKGS ?= $(if $(wildcard bench/*),./bench/...)
+BENCHTIME ?= 3x
+
+.DEFAULT_GOAL := help
+.PHONY: help setup vet test unit fuzz bench clean
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z]+:.*## / { printf "  %-6s %s\n", $$1, $$2 }' \
+		$(MAKEFILE_LIST)
+
+setup: ## install CRIU, Docker, Go modules; start dockerd (root)
+	DOCKERCR_PREFIX=$(PREFIX) scripts/setup.sh
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+test: setup vet ## setup, vet, then every test with integration required (root)
+	@[ "$$(id -u)" = 0 ] || { echo "make test: run as root" >&2; exit 1; }
+	DOCKERCR_OLD_CRIU=$(PREFIX)/bin/criu-old \
+	DOCKERCR_REQUIRE_INTEGRATION=1 \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+unit: ## go test -short ./... (no setup, no root needed)
+	$(GO) test -short ./...
+
+fuzz: ## run each of FUZZ_TARGETS for FUZZTIME
+	@if [ -z "$(strip $(FUZZ_TARGETS))" ]; then \
+		echo "fuzz: FUZZ_TARGETS is empty; nothing to run"; \
+	fi
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" \
+			-fuzztime=$(FUZZTIME) "$$pkg"; \
+	done
+
+bench: ## run the benchmarks in BENCH_PKGS
+	@if [ -z "$(strip $(BENCH_PKGS))" ]; then \
+		echo "bench: BENCH_PKGS is empty; nothing to run"; \
+	else \
+		$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) \
+			$(BENCH_PKGS); \
+	fi
+
+clean: ## remove build outputs and the test cache
+	rm -rf bin .cache
+	rm -f *.test *.out
+	$(GO) clean -testcache
