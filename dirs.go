@@ -38,14 +38,17 @@ type stagedDir struct {
 
 // stageCheckpoint validates final and creates its temporary sibling.
 func stageCheckpoint(final string, replace bool) (*stagedDir, error) {
+	// Check the last element as given: Abs cleans "" and "." into the
+	// working directory and "x/.." into x's parent, which a replace
+	// would then swap out.
+	if err := validateDirName(filepath.Base(final)); err != nil {
+		return nil, err
+	}
 	final, err := filepath.Abs(final)
 	if err != nil {
 		return nil, err
 	}
 	base := filepath.Base(final)
-	if err := validateDirName(base); err != nil {
-		return nil, err
-	}
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("create checkpoint parent: %w", err)

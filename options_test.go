@@ -1,0 +1,216 @@
+package dockercr
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOptionsRejectBadValues checks that every option refuses values
+// CRIU cannot take, and that New reports which option it was.
+func TestOptionsRejectBadValues(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []Option
+		// want must appear in the error so the caller sees the option.
+		want string
+	}{
+		{"zero ghost limit", []Option{WithGhostLimit(0)}, "WithGhostLimit"},
+		{"unknown cgroup mode", []Option{WithManageCgroups("loose")}, `"loose"`},
+		{"empty cgroup mode", []Option{WithManageCgroups("")}, "WithManageCgroups"},
+		{"log level below 0", []Option{WithLogLevel(-1)}, "WithLogLevel: -1"},
+		{"log level above 4", []Option{WithLogLevel(5)}, "WithLogLevel: 5"},
+		{"empty work dir", []Option{WithWorkDir("")}, "WithWorkDir"},
+		{"empty root", []Option{WithRoot("")}, "WithRoot"},
+		{"empty external", []Option{WithExternal("")}, "WithExternal"},
+		{"external with NUL", []Option{WithExternal("mnt[/a]:b\x00c")}, "WithExternal"},
+		{"external mount without key", []Option{WithExternalMount("/data", "")}, "WithExternalMount"},
+		{"external mount with bracket", []Option{WithExternalMount("/a]b", "k")}, "WithExternalMount"},
+		{"external source without source", []Option{WithExternalMountSource("k", "")}, "WithExternalMountSource"},
+		{"inherit fd without key", []Option{WithInheritFd("", os.Stdin)}, "WithInheritFd"},
+		{"inherit fd without file", []Option{WithInheritFd("pipe:[1]", nil)}, "WithInheritFd"},
+		{"zero timeout", []Option{WithTimeout(0)}, "WithTimeout"},
+		{"negative timeout", []Option{WithTimeout(-time.Second)}, "WithTimeout"},
+		{"empty criu path", []Option{WithCriuPath("")}, "WithCriuPath"},
+		{"nil backend", []Option{WithBackend(nil)}, "WithBackend"},
+		{"nil logger", []Option{WithLogger(nil)}, "WithLogger"},
+		{"tcp established and close", []Option{WithTCPEstablished(), WithTCPClose()}, "exclude"},
+		{"first bad option stops New", []Option{WithLogLevel(9), WithCriuPath("")}, "WithLogLevel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.opts...)
+			if err == nil {
+				t.Fatalf("New accepted the options, config %+v", c.cfg)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDefaults checks the documented defaults on the Request that a
+// Checkpointer built without options sends to its backend.
+func TestDefaults(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.cfg.backend.Name(); got != "auto" {
+		t.Errorf("default backend %q, want auto", got)
+	}
+
+	for _, action := range []Action{ActionDump, ActionRestore} {
+		t.Run(string(action), func(t *testing.T) {
+			req := c.request(action, "/ckpt/images", "/ckpt")
+			want := &Request{
+				Action:     action,
+				CriuPath:   "criu",
+				ImagesDir:  "/ckpt/images",
+				WorkDir:    "/ckpt",
+				LogFile:    map[Action]string{ActionDump: DumpLogName, ActionRestore: RestoreLogName}[action],
+				LogLevel:   4,
+				GhostLimit: 1 << 20,
+			}
+			if !reflect.DeepEqual(req, want) {
+				t.Fatalf("request\n got %+v\nwant %+v", req, want)
+			}
+			// Spelled out: these four change what CRIU agrees to dump
+			// and must stay off unless the caller asks.
+			if req.TCPEstablished || req.FileLocks || req.ShellJob || req.ManageCgroups != "" {
+				t.Fatalf("a resource option is on by default: %+v", req)
+			}
+		})
+	}
+}
+
+// TestOptionsReachRequest checks that each option sets its field of the
+// Request, and only for the actions where CRIU takes it.
+func TestOptionsReachRequest(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		opt  Option
+		// check returns what the request got, and what it should be.
+		check func(*Request) (got, want any)
+		// dumpOnly options must not reach a restore.
+		dumpOnly bool
+	}{
+		{"leave running", WithLeaveRunning(), func(r *Request) (any, any) { return r.LeaveRunning, true }, true},
+		{"track mem", WithTrackMem(), func(r *Request) (any, any) { return r.TrackMem, true }, true},
+		{"tcp established", WithTCPEstablished(), func(r *Request) (any, any) { return r.TCPEstablished, true }, false},
+		{"tcp close", WithTCPClose(), func(r *Request) (any, any) { return r.TCPClose, true }, false},
+		{"skip in flight", WithTCPSkipInFlight(), func(r *Request) (any, any) { return r.TCPSkipInFlight, true }, false},
+		{"file locks", WithFileLocks(), func(r *Request) (any, any) { return r.FileLocks, true }, false},
+		{"shell job", WithShellJob(), func(r *Request) (any, any) { return r.ShellJob, true }, false},
+		{"ext unix sockets", WithExtUnixSockets(), func(r *Request) (any, any) { return r.ExtUnixSockets, true }, false},
+		{"link remap", WithLinkRemap(), func(r *Request) (any, any) { return r.LinkRemap, true }, false},
+		{"auto dedup", WithAutoDedup(), func(r *Request) (any, any) { return r.AutoDedup, true }, false},
+		{"ghost limit", WithGhostLimit(8 << 20), func(r *Request) (any, any) { return r.GhostLimit, uint32(8 << 20) }, false},
+		{"cgroups", WithManageCgroups(CgroupsStrict), func(r *Request) (any, any) { return r.ManageCgroups, CgroupsStrict }, false},
+		{"log level", WithLogLevel(1), func(r *Request) (any, any) { return r.LogLevel, 1 }, false},
+		{"criu path", WithCriuPath("/opt/criu"), func(r *Request) (any, any) { return r.CriuPath, "/opt/criu" }, false},
+		{"work dir", WithWorkDir(dir), func(r *Request) (any, any) { return r.WorkDir, dir }, false},
+		{"root", WithRoot(dir), func(r *Request) (any, any) { return r.Root, dir }, false},
+		{"external", WithExternal("veth[eth0]:h0"), func(r *Request) (any, any) { return r.External, []string{"veth[eth0]:h0"} }, false},
+		{"external mount", WithExternalMount("/data", "d"), func(r *Request) (any, any) { return r.External, []string{"mnt[/data]:d"} }, false},
+		{"external source", WithExternalMountSource("d", "/srv"), func(r *Request) (any, any) { return r.External, []string{"mnt[d]:/srv"} }, false},
+		{"inherit fd", WithInheritFd("pipe:[7]", os.Stdin), func(r *Request) (any, any) {
+			return r.InheritFds, []InheritFd{{Key: "pipe:[7]", File: os.Stdin}}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, action := range []Action{ActionDump, ActionRestore} {
+				got, want := tt.check(c.request(action, "/i", "/w"))
+				if tt.dumpOnly && action == ActionRestore {
+					want, _ = tt.check(base.request(action, "/i", "/w"))
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: got %v, want %v", action, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestOptionsMisc covers option behaviour beyond one field.
+func TestOptionsMisc(t *testing.T) {
+	t.Run("external appends across calls", func(t *testing.T) {
+		c, err := New(WithExternal("a"), WithExternalMount("/m", "k"), WithExternal("b", "c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a", "mnt[/m]:k", "b", "c"}
+		if got := c.request(ActionDump, "/i", "/w").External; !reflect.DeepEqual(got, want) {
+			t.Fatalf("External %q, want %q", got, want)
+		}
+	})
+
+	t.Run("relative dirs are made absolute", func(t *testing.T) {
+		c, err := New(WithWorkDir("rel"), WithRoot("./r/../root"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cwd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := c.request(ActionDump, "/i", "/w")
+		if want := filepath.Join(cwd, "rel"); req.WorkDir != want {
+			t.Errorf("WorkDir %q, want %q", req.WorkDir, want)
+		}
+		if want := filepath.Join(cwd, "root"); req.Root != want {
+			t.Errorf("Root %q, want %q", req.Root, want)
+		}
+	})
+
+	t.Run("request does not share slices with the config", func(t *testing.T) {
+		c, err := New(WithExternal("a"), WithInheritFd("k", os.Stdin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := c.request(ActionRestore, "/i", "/w")
+		req.External[0] = "changed"
+		req.InheritFds[0].Key = "changed"
+		again := c.request(ActionRestore, "/i", "/w")
+		if again.External[0] != "a" || again.InheritFds[0].Key != "k" {
+			t.Fatalf("a backend changing its request changed the config: %+v", again)
+		}
+	})
+
+	t.Run("later scalar option wins", func(t *testing.T) {
+		c, err := New(WithLogLevel(1), WithLogLevel(3), WithGhostLimit(5), WithGhostLimit(6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := c.request(ActionDump, "/i", "/w")
+		if req.LogLevel != 3 || req.GhostLimit != 6 {
+			t.Fatalf("LogLevel %d GhostLimit %d, want 3 and 6", req.LogLevel, req.GhostLimit)
+		}
+	})
+
+	t.Run("backend and logger are kept", func(t *testing.T) {
+		l := slog.New(slog.DiscardHandler)
+		c, err := New(WithBackend(ExecBackend()), WithLogger(l), WithTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.cfg.backend.Name() != "exec" || c.cfg.logger != l || c.cfg.timeout != time.Minute {
+			t.Fatalf("config %+v", c.cfg)
+		}
+	})
+}
