@@ -79,8 +79,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, pid int, dir string) (*Ch
 type dumpHooks struct {
 	// request amends the resolved request before CRIU runs.
 	request func(*Request)
-	// beforeCommit writes extra files into the staged checkpoint.
-	beforeCommit func(stagedDir string) error
+	// beforeCommit writes extra files into the staged checkpoint once
+	// CRIU succeeded; res describes the dump (its paths are final).
+	beforeCommit func(stagedDir string, res *CheckpointResult) error
 }
 
 func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hooks dumpHooks) (*CheckpointResult, error) {
@@ -119,7 +120,6 @@ func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hook
 	if err != nil {
 		return nil, c.failDump(staged, err)
 	}
-	res.CRIUVersion = env.CRIUVersion
 	return res, nil
 }
 
@@ -137,15 +137,6 @@ func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *staged
 	if err != nil {
 		return nil, err
 	}
-	if hooks.beforeCommit != nil {
-		if err := hooks.beforeCommit(staged.tmp); err != nil {
-			return nil, err
-		}
-	}
-	if err := staged.commit(); err != nil {
-		return nil, err
-	}
-
 	res := &CheckpointResult{
 		Dir:       staged.final,
 		ImagesDir: filepath.Join(staged.final, ImagesDirName),
@@ -154,6 +145,18 @@ func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *staged
 		Stats:     st,
 		Duration:  took,
 	}
+	if env := c.cachedEnv(); env != nil {
+		res.CRIUVersion = env.CRIUVersion
+	}
+	if hooks.beforeCommit != nil {
+		if err := hooks.beforeCommit(staged.tmp, res); err != nil {
+			return nil, err
+		}
+	}
+	if err := staged.commit(); err != nil {
+		return nil, err
+	}
+
 	c.cfg.logger.Debug("checkpoint done", "pid", req.PID, "dir", res.Dir,
 		"backend", res.Backend, "took", took, "frozen", st.FrozenTime)
 	return res, nil

@@ -46,6 +46,13 @@ func (c *Checkpointer) Check(ctx context.Context) (*Environment, error) {
 	return &env, nil
 }
 
+// cachedEnv returns what Check cached, or nil.
+func (c *Checkpointer) cachedEnv() *Environment {
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	return c.env
+}
+
 func (c *Checkpointer) probeVersion(ctx context.Context) (Version, string, error) {
 	resp, err := c.run(ctx, &Request{Action: ActionVersion, CriuPath: c.cfg.criuPath})
 	if err != nil {

@@ -1,0 +1,394 @@
+package dockercr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultCheckpointBase is where container checkpoints go unless
+// [WithCheckpointBase] says otherwise.
+const DefaultCheckpointBase = "/tmp/docker-checkpoints"
+
+// Errors of the Docker integration.
+var (
+	// ErrContainerNotFound means Docker knows no such container.
+	ErrContainerNotFound = errors.New("container not found")
+	// ErrContainerNotRunning means a checkpoint was asked of a
+	// container that is not running.
+	ErrContainerNotRunning = errors.New("container is not running")
+	// ErrContainerRunning means a restore in place was asked while the
+	// container still runs; stop it first.
+	ErrContainerRunning = errors.New("container is running")
+	// ErrContainerExists means a clone's name is taken.
+	ErrContainerExists = errors.New("container already exists")
+	// ErrImageNotFound means the image a clone needs is not on this
+	// host.
+	ErrImageNotFound = errors.New("image not found")
+)
+
+// Docker checkpoints Docker containers with CRIU directly, through a
+// [Checkpointer], and restores them through Docker, so they come back
+// under Docker's management.
+//
+// A checkpoint of container NAME called CP lives in BASE/NAME/CP: the
+// images in images/, CRIU's dump.log and restore.log, and the
+// [Metadata] in checkpoint.json.
+type Docker struct {
+	cp        *Checkpointer
+	cli       *client.Client
+	base      string
+	runcConf  string
+	ownClient bool
+}
+
+// DockerOption configures a [Docker].
+type DockerOption func(*Docker) error
+
+// WithDockerClient uses cli instead of a client from the environment
+// (DOCKER_HOST and friends). The caller keeps ownership of cli.
+func WithDockerClient(cli *client.Client) DockerOption {
+	return func(d *Docker) error {
+		if cli == nil {
+			return errors.New("WithDockerClient: nil client")
+		}
+		d.cli = cli
+		return nil
+	}
+}
+
+// WithCheckpointBase sets the directory container checkpoints go to.
+// Default: [DefaultCheckpointBase]. It is created 0700 if missing, and
+// refused with [ErrUnsafeDir] if it is a symbolic link, owned by another
+// user, or writable by others.
+func WithCheckpointBase(dir string) DockerOption {
+	return func(d *Docker) error {
+		abs, err := absDir("WithCheckpointBase", dir)
+		d.base = abs
+		return err
+	}
+}
+
+// NewDocker returns a Docker integration that dumps with cp. Without
+// [WithDockerClient] it connects to the daemon named by the environment
+// and negotiates the API version, so Engine 20.10 and newer work.
+func NewDocker(cp *Checkpointer, opts ...DockerOption) (*Docker, error) {
+	if cp == nil {
+		return nil, errors.New("NewDocker: nil Checkpointer")
+	}
+	d := &Docker{cp: cp, base: DefaultCheckpointBase, runcConf: runcConfPath}
+	for _, opt := range opts {
+		if err := opt(d); err != nil {
+			return nil, err
+		}
+	}
+	if d.cli == nil {
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, fmt.Errorf("docker client: %w", err)
+		}
+		d.cli, d.ownClient = cli, true
+	}
+	return d, nil
+}
+
+// Close releases the Docker client if NewDocker created it.
+func (d *Docker) Close() error {
+	if d.ownClient {
+		return d.cli.Close()
+	}
+	return nil
+}
+
+// Dir returns the directory of checkpoint name of container.
+func (d *Docker) Dir(containerName, name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	if err := ValidateName(containerName); err != nil {
+		return "", fmt.Errorf("container %w", err)
+	}
+	return filepath.Join(d.base, containerName, name), nil
+}
+
+// ContainerCheckpoint describes a completed container checkpoint.
+type ContainerCheckpoint struct {
+	CheckpointResult
+	ContainerID   string
+	ContainerName string
+	Name          string
+}
+
+// Checkpoint dumps the running container (a name or an ID) into the
+// checkpoint called name. Besides the [Checkpointer]'s options it gives
+// CRIU what a container needs: the merged rootfs as root, every bind
+// mount [DiscoverMounts] finds as external (with runc's keys, so
+// Docker can restore it), cgroup management (soft unless chosen), and
+// the container's freezer cgroup. Unless the Checkpointer leaves it
+// running, the container stops once dumped, as after a crash.
+//
+// A failed or cancelled dump leaves the container running, thawed, and
+// no directory at the checkpoint's path.
+func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCheckpoint, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	info, err := d.inspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if info.State == nil || !info.State.Running || info.State.Pid <= 0 {
+		return nil, fmt.Errorf("%w: %s", ErrContainerNotRunning, containerName(info))
+	}
+	dir, err := d.prepareDir(containerName(info), name)
+	if err != nil {
+		return nil, err
+	}
+
+	plan, err := planContainerDump(info, d.cp)
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.cp.checkpoint(ctx, plan.pid, dir, dumpHooks{
+		request:      plan.amend,
+		beforeCommit: plan.writeFiles,
+	})
+	if err != nil {
+		return nil, errors.Join(err, plan.thawIfLeftFrozen())
+	}
+	return &ContainerCheckpoint{
+		CheckpointResult: *res,
+		ContainerID:      info.ID,
+		ContainerName:    containerName(info),
+		Name:             name,
+	}, nil
+}
+
+func (d *Docker) inspect(ctx context.Context, ref string) (container.InspectResponse, error) {
+	info, err := d.cli.ContainerInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return info, fmt.Errorf("%w: %s", ErrContainerNotFound, ref)
+	}
+	if err != nil {
+		return info, fmt.Errorf("inspect container %s: %w", ref, err)
+	}
+	return info, nil
+}
+
+// prepareDir makes BASE/CONTAINER safely and returns the checkpoint
+// path below it, which must not exist yet.
+func (d *Docker) prepareDir(containerName, name string) (string, error) {
+	dir, err := d.Dir(containerName, name)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(d.base), 0o755); err != nil {
+		return "", err
+	}
+	for _, p := range []string{d.base, filepath.Dir(dir)} {
+		if err := ensureSafeDir(p); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func containerName(info container.InspectResponse) string {
+	return strings.TrimPrefix(info.Name, "/")
+}
+
+// containerDump is what one container's dump needs beyond a plain one.
+type containerDump struct {
+	pid         int
+	rootfs      string
+	mounts      []Mount
+	descriptors []string
+	freezer     *freezer
+	wasFrozen   bool
+	meta        *Metadata
+	cgroups     CgroupMode
+	compat      bool
+}
+
+func planContainerDump(info container.InspectResponse, cp *Checkpointer) (*containerDump, error) {
+	pid := info.State.Pid
+	rootfs := info.GraphDriver.Data["MergedDir"]
+	if rootfs == "" {
+		return nil, fmt.Errorf("container %s: storage driver %q reports no MergedDir",
+			containerName(info), info.GraphDriver.Name)
+	}
+	mounts, err := DiscoverMounts(pid)
+	if err != nil {
+		return nil, err
+	}
+	descs, err := stdioTargets(pid)
+	if err != nil {
+		return nil, err
+	}
+
+	p := &containerDump{pid: pid, rootfs: rootfs, mounts: mounts, descriptors: descs,
+		cgroups: cp.cfg.manageCgroups}
+	if p.cgroups == "" {
+		p.cgroups = CgroupsSoft
+	}
+	// Docker binds its init binary (--init) as a file; CRIU's default
+	// mount engine then fails the restore through runc ("mnt-v2: Can't
+	// remount ... with MS_PRIVATE"), its compat engine does not.
+	p.compat = info.HostConfig != nil && info.HostConfig.Init != nil && *info.HostConfig.Init
+	if p.freezer, err = findFreezer(pid); err != nil {
+		return nil, fmt.Errorf("container %s: %w", containerName(info), err)
+	}
+	if p.wasFrozen, err = p.freezer.frozen(); err != nil {
+		return nil, err
+	}
+	p.meta = newMetadata(info, p)
+	return p, nil
+}
+
+// amend adds the container's needs to the resolved request.
+func (p *containerDump) amend(req *Request) {
+	req.Root = p.rootfs
+	req.ManageCgroups = p.cgroups
+	req.FreezeCgroup = p.freezer.dir
+	req.MntnsCompatMode = req.MntnsCompatMode || p.compat
+	for _, m := range p.mounts {
+		if m.Kind == MountExternal {
+			req.External = append(req.External, m.DumpExternal())
+		}
+	}
+	p.meta.Options = optionsOf(req)
+}
+
+// writeFiles writes descriptors.json and checkpoint.json into the
+// staged checkpoint, after CRIU succeeded and before it is committed.
+func (p *containerDump) writeFiles(staged string, res *CheckpointResult) error {
+	descs, err := json.Marshal(p.descriptors)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(staged, ImagesDirName, descriptorsName), descs); err != nil {
+		return err
+	}
+	p.meta.Stats = res.Stats
+	p.meta.Backend = res.Backend
+	p.meta.CRIUVersion = res.CRIUVersion.String()
+	p.meta.Created = time.Now().UTC()
+	return writeMetadata(staged, p.meta)
+}
+
+// thawIfLeftFrozen thaws the container's freezer if a failed dump left
+// it frozen (criu killed mid-dump cannot thaw it). A container that was
+// paused before the dump stays paused.
+func (p *containerDump) thawIfLeftFrozen() error {
+	if p.wasFrozen {
+		return nil
+	}
+	frozen, err := p.freezer.frozen()
+	if err != nil || !frozen {
+		return nil
+	}
+	return p.freezer.thaw()
+}
+
+// stdioTargets reads where descriptors 0, 1 and 2 of pid point.
+func stdioTargets(pid int) ([]string, error) {
+	out := make([]string, 3)
+	for fd := range out {
+		t, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(fd))
+		if errors.Is(err, os.ErrNotExist) {
+			out[fd] = "/dev/null"
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read stdio of pid %d: %w", pid, err)
+		}
+		out[fd] = t
+	}
+	return out, nil
+}
+
+func optionsOf(req *Request) CheckpointOptions {
+	return CheckpointOptions{
+		LeaveRunning:    req.LeaveRunning,
+		TCPEstablished:  req.TCPEstablished,
+		TCPClose:        req.TCPClose,
+		TCPSkipInFlight: req.TCPSkipInFlight,
+		FileLocks:       req.FileLocks,
+		ShellJob:        req.ShellJob,
+		ExtUnixSockets:  req.ExtUnixSockets,
+		LinkRemap:       req.LinkRemap,
+		GhostLimit:      req.GhostLimit,
+		ManageCgroups:   req.ManageCgroups,
+		MntnsCompatMode: req.MntnsCompatMode,
+		External:        append([]string(nil), req.External...),
+	}
+}
+
+func newMetadata(info container.InspectResponse, p *containerDump) *Metadata {
+	m := &Metadata{
+		Format:        metadataFormat,
+		ContainerID:   info.ID,
+		ContainerName: containerName(info),
+		ImageID:       info.Image,
+		Kernel:        kernelRelease(),
+		Mounts:        p.mounts,
+		Descriptors:   p.descriptors,
+	}
+	if cfg := info.Config; cfg != nil {
+		m.Image = cfg.Image
+		m.Config = ContainerConfig{
+			Cmd:        cfg.Cmd,
+			Entrypoint: cfg.Entrypoint,
+			Env:        cfg.Env,
+			WorkingDir: cfg.WorkingDir,
+			User:       cfg.User,
+			Hostname:   cfg.Hostname,
+			Labels:     cfg.Labels,
+			StopSignal: cfg.StopSignal,
+			Tty:        cfg.Tty,
+			OpenStdin:  cfg.OpenStdin,
+		}
+	}
+	if hc := info.HostConfig; hc != nil {
+		c := &m.Config
+		c.NetworkMode = string(hc.NetworkMode)
+		c.IpcMode = string(hc.IpcMode)
+		c.ShmSize = hc.ShmSize
+		c.Init = hc.Init != nil && *hc.Init
+		c.ReadonlyRootfs = hc.ReadonlyRootfs
+		c.Tmpfs = hc.Tmpfs
+		c.CapAdd = hc.CapAdd
+		c.CapDrop = hc.CapDrop
+		c.SecurityOpt = hc.SecurityOpt
+	}
+	for _, mp := range info.Mounts {
+		cm := ContainerMount{Type: string(mp.Type), Source: mp.Source,
+			Destination: mp.Destination, ReadOnly: !mp.RW}
+		if mp.Type == "volume" {
+			cm.Source = mp.Name
+		}
+		if cm.Type == "bind" || cm.Type == "volume" {
+			m.Config.Mounts = append(m.Config.Mounts, cm)
+		}
+	}
+	return m
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

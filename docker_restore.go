@@ -1,0 +1,281 @@
+package dockercr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+)
+
+// ContainerRestore describes a container restored under Docker.
+type ContainerRestore struct {
+	ContainerID   string
+	ContainerName string
+	// PID is the container's restored init process.
+	PID int
+	// Dir is the checkpoint restored from; LogPath is CRIU's log of
+	// the restore, captured from Docker's runc.
+	Dir      string
+	LogPath  string
+	Stats    RestoreStats
+	Duration time.Duration
+}
+
+// Restore starts the stopped container ref from its checkpoint name,
+// in place, through Docker: afterwards Docker lists it as running and
+// its logs go on where they stopped. It fails with [ErrContainerRunning]
+// if the container runs.
+//
+// Docker 20.10 refuses custom checkpoint directories, so the images are
+// linked (or copied) into the container's own checkpoints folder under
+// Docker's data root for the restore and removed after it. The dump's
+// CRIU options reach runc through its configuration file; see
+// [Docker.RestoreAs] for that side effect.
+func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerRestore, error) {
+	info, err := d.inspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if info.State != nil && info.State.Running {
+		return nil, fmt.Errorf("%w: %s; stop it before restoring in place",
+			ErrContainerRunning, containerName(info))
+	}
+	dir, meta, err := d.loadCheckpoint(containerName(info), name)
+	if err != nil {
+		return nil, err
+	}
+	return d.restoreInto(ctx, info.ID, dir, meta)
+}
+
+// RestoreAs creates a new container called newName from the metadata of
+// the checkpoint name of container origName, and restores the
+// checkpoint into it: a clone, while the original may still run. If the
+// restore fails, the new container is removed again.
+//
+// During any Docker restore, /etc/criu/runc.conf holds the dump's
+// options (and a log path); the original file is put back afterwards,
+// and restores by this library wait for each other. Other runc
+// checkpoints or restores on the host in that window see the same
+// options.
+func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string) (*ContainerRestore, error) {
+	if err := ValidateName(newName); err != nil {
+		return nil, fmt.Errorf("new container %w", err)
+	}
+	dir, meta, err := d.loadCheckpoint(origName, name)
+	if err != nil {
+		return nil, err
+	}
+	id, err := d.createClone(ctx, meta, newName)
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.restoreInto(ctx, id, dir, meta)
+	if err != nil {
+		rmErr := d.cli.ContainerRemove(context.WithoutCancel(ctx), id,
+			container.RemoveOptions{Force: true})
+		return nil, errors.Join(err, rmErr)
+	}
+	return res, nil
+}
+
+func (d *Docker) loadCheckpoint(containerName, name string) (string, *Metadata, error) {
+	dir, err := d.Dir(containerName, name)
+	if err != nil {
+		return "", nil, err
+	}
+	meta, err := ReadMetadata(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := checkImagesPresent(filepath.Join(dir, ImagesDirName)); err != nil {
+		return "", nil, err
+	}
+	return dir, meta, nil
+}
+
+// createClone creates, without starting it, a container like the one
+// meta describes.
+func (d *Docker) createClone(ctx context.Context, meta *Metadata, newName string) (string, error) {
+	c := meta.Config
+	cfg := &container.Config{
+		Image:      meta.Image,
+		Cmd:        c.Cmd,
+		Entrypoint: c.Entrypoint,
+		Env:        c.Env,
+		WorkingDir: c.WorkingDir,
+		User:       c.User,
+		Labels:     c.Labels,
+		StopSignal: c.StopSignal,
+		Tty:        c.Tty,
+		OpenStdin:  c.OpenStdin,
+	}
+	init := c.Init
+	hc := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(c.NetworkMode),
+		IpcMode:        container.IpcMode(c.IpcMode),
+		ShmSize:        c.ShmSize,
+		ReadonlyRootfs: c.ReadonlyRootfs,
+		Tmpfs:          c.Tmpfs,
+		CapAdd:         c.CapAdd,
+		CapDrop:        c.CapDrop,
+		SecurityOpt:    c.SecurityOpt,
+		Init:           &init,
+	}
+	for _, m := range c.Mounts {
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.Type(m.Type),
+			Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly})
+	}
+	resp, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, newName)
+	switch {
+	case cerrdefs.IsConflict(err):
+		return "", fmt.Errorf("%w: %s", ErrContainerExists, newName)
+	case cerrdefs.IsNotFound(err):
+		return "", fmt.Errorf("%w: %s: %w", ErrImageNotFound, meta.Image, err)
+	case err != nil:
+		return "", fmt.Errorf("create container %s: %w", newName, err)
+	}
+	return resp.ID, nil
+}
+
+// restoreInto starts container id from the checkpoint in dir.
+func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata) (*ContainerRestore, error) {
+	root, err := d.dataRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cpName := "dockercr-" + randomSuffix()
+	staged := filepath.Join(root, "containers", id, "checkpoints", cpName)
+	if err := linkTree(filepath.Join(dir, ImagesDirName), staged); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(staged))
+	}
+	defer os.RemoveAll(staged)
+
+	logPath := filepath.Join(dir, RestoreLogName)
+	_ = os.Remove(logPath)
+	_ = os.Remove(filepath.Join(dir, "stats-restore"))
+	swap, err := swapRuncConf(ctx, d.runcConf, runcLines(meta, dir))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	err = d.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: cpName})
+	took := time.Since(start)
+	if rerr := swap.restore(); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("put back %s: %w", d.runcConf, rerr))
+	}
+	if err != nil {
+		return nil, newCRIUError(&Request{Action: ActionRestore}, "docker", logPath,
+			0, err.Error(), 0, err)
+	}
+
+	info, err := d.inspect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	res := &ContainerRestore{ContainerID: id, ContainerName: containerName(info),
+		Dir: dir, LogPath: logPath, Duration: took}
+	if info.State != nil {
+		res.PID = info.State.Pid
+	}
+	if st, err := readRestoreStats(dir); err == nil {
+		res.Stats = st
+	}
+	return res, nil
+}
+
+// runcLines renders the CRIU options a restore of meta needs for runc.
+// The log and the statistics go to the checkpoint directory, so a
+// failure's cause survives containerd removing its work directory.
+func runcLines(meta *Metadata, dir string) []string {
+	o := meta.Options
+	lines := []string{"log-file " + filepath.Join(dir, RestoreLogName), "work-dir " + dir}
+	flags := []struct {
+		on   bool
+		name string
+	}{
+		{o.TCPEstablished, "tcp-established"},
+		{o.TCPClose, "tcp-close"},
+		{o.TCPSkipInFlight, "skip-in-flight"},
+		{o.FileLocks, "file-locks"},
+		{o.ExtUnixSockets, "ext-unix-sk"},
+		{o.LinkRemap, "link-remap"},
+		{o.MntnsCompatMode, "mntns-compat-mode"},
+	}
+	for _, f := range flags {
+		if f.on {
+			lines = append(lines, f.name)
+		}
+	}
+	if o.ManageCgroups != "" {
+		lines = append(lines, "manage-cgroups "+string(o.ManageCgroups))
+	}
+	return lines
+}
+
+func (d *Docker) dataRoot(ctx context.Context) (string, error) {
+	info, err := d.cli.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("docker info: %w", err)
+	}
+	if info.DockerRootDir == "" {
+		return "", errors.New("docker info reports no data root")
+	}
+	return info.DockerRootDir, nil
+}
+
+// linkTree makes dst a copy of the flat directory src, with hard links
+// where both are on one filesystem (restores read images only).
+func linkTree(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			return fmt.Errorf("unexpected %s in checkpoint images", filepath.Join(src, e.Name()))
+		}
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if err := os.Link(from, to); err == nil {
+			continue
+		}
+		if err := copyFile(from, to); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
+}
