@@ -184,8 +184,12 @@ func (c *Checkpointer) request(action Action, imagesDir, defaultWorkDir string) 
 		workDir = defaultWorkDir
 	}
 	logFile := DumpLogName
+	var inherit []InheritFd
 	if action == ActionRestore {
 		logFile = RestoreLogName
+		// Only a restore takes them: criu dump refuses --inherit-fd
+		// ("restore-only option"), so one Checkpointer could not dump.
+		inherit = append(inherit, cfg.inheritFds...)
 	}
 	return &Request{
 		Action:          action,
@@ -208,7 +212,7 @@ func (c *Checkpointer) request(action Action, imagesDir, defaultWorkDir string) 
 		ManageCgroups:   cfg.manageCgroups,
 		Root:            cfg.root,
 		External:        append([]string(nil), cfg.external...),
-		InheritFds:      append([]InheritFd(nil), cfg.inheritFds...),
+		InheritFds:      inherit,
 	}
 }
 
