@@ -51,6 +51,9 @@ type Docker struct {
 	base      string
 	runcConf  string
 	ownClient bool
+
+	noRootfs bool
+	volumes  bool
 }
 
 // DockerOption configures a [Docker].
@@ -78,6 +81,24 @@ func WithCheckpointBase(dir string) DockerOption {
 		d.base = abs
 		return err
 	}
+}
+
+// WithoutRootfsCapture skips saving the container's writable layer
+// into the checkpoint. Default: each checkpoint holds rootfs-diff.tar
+// and deleted.files, captured while the container is frozen, so that a
+// restore on another host, or into a new container, finds the files the
+// processes created or hold open. Skip it for containers with a large
+// writable layer whose checkpoints only restore in place.
+func WithoutRootfsCapture() DockerOption {
+	return func(d *Docker) error { d.noRootfs = true; return nil }
+}
+
+// WithVolumeCapture saves the contents of the container's named volumes
+// into the checkpoint (volumes/NAME.tar), while it is frozen. A restore
+// on a host without the volume creates and fills it. Default: off;
+// volumes are often shared and large.
+func WithVolumeCapture() DockerOption {
+	return func(d *Docker) error { d.volumes = true; return nil }
 }
 
 // NewDocker returns a Docker integration that dumps with cp. Without
@@ -128,6 +149,11 @@ type ContainerCheckpoint struct {
 	ContainerID   string
 	ContainerName string
 	Name          string
+	// FreezeTime is how long freezing the container's cgroup took
+	// before CRIU ran; Frozen is how long it stayed frozen in all,
+	// CRIU's dump and the filesystem capture included.
+	FreezeTime time.Duration
+	Frozen     time.Duration
 }
 
 // Checkpoint dumps the running container (a name or an ID) into the
@@ -138,8 +164,10 @@ type ContainerCheckpoint struct {
 // the container's freezer cgroup. Unless the Checkpointer leaves it
 // running, the container stops once dumped, as after a crash.
 //
-// A failed or cancelled dump leaves the container running, thawed, and
-// no directory at the checkpoint's path.
+// The container is frozen first, then dumped, then its writable layer
+// (and with [WithVolumeCapture] its volumes) saved, then thawed, so
+// memory and files agree. A failed or cancelled dump leaves the
+// container running, thawed, and no directory at the checkpoint's path.
 func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCheckpoint, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -160,18 +188,35 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 	if err != nil {
 		return nil, err
 	}
+	plan.rootfs = plan.rootfs && !d.noRootfs
+	if !d.volumes {
+		plan.volumes = nil
+	}
+
+	start := time.Now()
+	if err := plan.freeze(ctx); err != nil {
+		return nil, err
+	}
+	freezeTime := time.Since(start)
 	res, err := d.cp.checkpoint(ctx, plan.pid, dir, dumpHooks{
-		request:      plan.amend,
-		beforeCommit: plan.writeFiles,
+		request: plan.amend,
+		beforeCommit: func(staged string, res *CheckpointResult) error {
+			return plan.writeFiles(ctx, staged, res)
+		},
 	})
+	if terr := plan.thaw(); terr != nil {
+		err = errors.Join(err, terr)
+	}
 	if err != nil {
-		return nil, errors.Join(err, plan.thawIfLeftFrozen())
+		return nil, err
 	}
 	return &ContainerCheckpoint{
 		CheckpointResult: *res,
 		ContainerID:      info.ID,
 		ContainerName:    containerName(info),
 		Name:             name,
+		FreezeTime:       freezeTime,
+		Frozen:           time.Since(start),
 	}, nil
 }
 
@@ -211,7 +256,10 @@ func containerName(info container.InspectResponse) string {
 // containerDump is what one container's dump needs beyond a plain one.
 type containerDump struct {
 	pid         int
-	rootfs      string
+	merged      string
+	upper       string
+	rootfs      bool
+	volumes     []volumeMount
 	mounts      []Mount
 	descriptors []string
 	freezer     *freezer
@@ -221,10 +269,15 @@ type containerDump struct {
 	compat      bool
 }
 
+// volumeMount is a named volume of a container and its host directory.
+type volumeMount struct {
+	name, dir string
+}
+
 func planContainerDump(info container.InspectResponse, cp *Checkpointer) (*containerDump, error) {
 	pid := info.State.Pid
-	rootfs := info.GraphDriver.Data["MergedDir"]
-	if rootfs == "" {
+	merged := info.GraphDriver.Data["MergedDir"]
+	if merged == "" {
 		return nil, fmt.Errorf("container %s: storage driver %q reports no MergedDir",
 			containerName(info), info.GraphDriver.Name)
 	}
@@ -237,8 +290,19 @@ func planContainerDump(info container.InspectResponse, cp *Checkpointer) (*conta
 		return nil, err
 	}
 
-	p := &containerDump{pid: pid, rootfs: rootfs, mounts: mounts, descriptors: descs,
+	p := &containerDump{pid: pid, merged: merged, mounts: mounts, descriptors: descs,
 		cgroups: cp.cfg.manageCgroups}
+	// Only overlay's upper directory is a writable layer this package
+	// knows how to capture and apply.
+	if info.GraphDriver.Name == "overlay2" {
+		p.upper = info.GraphDriver.Data["UpperDir"]
+		p.rootfs = p.upper != ""
+	}
+	for _, m := range info.Mounts {
+		if m.Type == "volume" && m.Name != "" {
+			p.volumes = append(p.volumes, volumeMount{name: m.Name, dir: m.Source})
+		}
+	}
 	if p.cgroups == "" {
 		p.cgroups = CgroupsSoft
 	}
@@ -258,7 +322,7 @@ func planContainerDump(info container.InspectResponse, cp *Checkpointer) (*conta
 
 // amend adds the container's needs to the resolved request.
 func (p *containerDump) amend(req *Request) {
-	req.Root = p.rootfs
+	req.Root = p.merged
 	req.ManageCgroups = p.cgroups
 	req.FreezeCgroup = p.freezer.dir
 	req.MntnsCompatMode = req.MntnsCompatMode || p.compat
@@ -270,9 +334,20 @@ func (p *containerDump) amend(req *Request) {
 	p.meta.Options = optionsOf(req)
 }
 
-// writeFiles writes descriptors.json and checkpoint.json into the
-// staged checkpoint, after CRIU succeeded and before it is committed.
-func (p *containerDump) writeFiles(staged string, res *CheckpointResult) error {
+// writeFiles writes descriptors.json, the filesystem captures and
+// checkpoint.json into the staged checkpoint, after CRIU succeeded and
+// before it is committed, while the container is still frozen.
+func (p *containerDump) writeFiles(ctx context.Context, staged string, res *CheckpointResult) error {
+	if p.rootfs {
+		if err := captureRootfs(ctx, p.upper, staged); err != nil {
+			return err
+		}
+	}
+	for _, v := range p.volumes {
+		if err := captureVolume(ctx, v.name, v.dir, staged); err != nil {
+			return err
+		}
+	}
 	descs, err := json.Marshal(p.descriptors)
 	if err != nil {
 		return err
@@ -287,15 +362,20 @@ func (p *containerDump) writeFiles(staged string, res *CheckpointResult) error {
 	return writeMetadata(staged, p.meta)
 }
 
-// thawIfLeftFrozen thaws the container's freezer if a failed dump left
-// it frozen (criu killed mid-dump cannot thaw it). A container that was
-// paused before the dump stays paused.
-func (p *containerDump) thawIfLeftFrozen() error {
+// freeze freezes the container unless it was already frozen (paused).
+// CRIU finds the cgroup frozen, dumps it as it is and leaves it frozen,
+// so the filesystem capture that follows sees the same state.
+func (p *containerDump) freeze(ctx context.Context) error {
 	if p.wasFrozen {
 		return nil
 	}
-	frozen, err := p.freezer.frozen()
-	if err != nil || !frozen {
+	return p.freezer.freeze(ctx)
+}
+
+// thaw undoes freeze, also when the dump failed or criu was killed
+// mid-dump. A container that was paused before stays paused.
+func (p *containerDump) thaw() error {
+	if p.wasFrozen {
 		return nil
 	}
 	return p.freezer.thaw()

@@ -15,6 +15,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/volume"
 )
 
 // ContainerRestore describes a container restored under Docker.
@@ -67,19 +68,33 @@ func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerResto
 // and restores by this library wait for each other. Other runc
 // checkpoints or restores on the host in that window see the same
 // options.
-func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string) (*ContainerRestore, error) {
+func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string, opts ...RestoreOption) (*ContainerRestore, error) {
 	if err := ValidateName(newName); err != nil {
 		return nil, fmt.Errorf("new container %w", err)
+	}
+	var rc restoreConfig
+	for _, opt := range opts {
+		if err := opt(&rc); err != nil {
+			return nil, err
+		}
 	}
 	dir, meta, err := d.loadCheckpoint(origName, name)
 	if err != nil {
 		return nil, err
 	}
-	id, err := d.createClone(ctx, meta, newName)
+	mounts, err := d.prepareMounts(ctx, dir, meta, rc)
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.restoreInto(ctx, id, dir, meta)
+	id, err := d.createClone(ctx, meta, mounts, newName)
+	if err != nil {
+		return nil, err
+	}
+	var res *ContainerRestore
+	err = d.applyLayer(ctx, id, dir)
+	if err == nil {
+		res, err = d.restoreInto(ctx, id, dir, meta)
+	}
 	if err != nil {
 		rmErr := d.cli.ContainerRemove(context.WithoutCancel(ctx), id,
 			container.RemoveOptions{Force: true})
@@ -103,9 +118,96 @@ func (d *Docker) loadCheckpoint(containerName, name string) (string, *Metadata, 
 	return dir, meta, nil
 }
 
+// RestoreOption adjusts a restore into a new container.
+type RestoreOption func(*restoreConfig) error
+
+type restoreConfig struct {
+	sources map[string]string
+}
+
+// WithMountSource binds hostPath where the checkpointed container had a
+// bind mount at destination, instead of the host path it had at dump
+// time: for a restore on a host laid out differently.
+func WithMountSource(destination, hostPath string) RestoreOption {
+	return func(rc *restoreConfig) error {
+		if destination == "" || hostPath == "" || !filepath.IsAbs(hostPath) {
+			return fmt.Errorf("WithMountSource: want a destination and an absolute host path, got %q, %q",
+				destination, hostPath)
+		}
+		if rc.sources == nil {
+			rc.sources = make(map[string]string)
+		}
+		rc.sources[destination] = hostPath
+		return nil
+	}
+}
+
+// ErrMountSourceMissing means a bind mount of the checkpointed container
+// has no source on this host; map one with [WithMountSource].
+var ErrMountSourceMissing = errors.New("bind mount source missing")
+
+// prepareMounts resolves the clone's mounts: bind sources remapped and
+// checked to exist, named volumes created and filled from the
+// checkpoint where this host lacks them.
+func (d *Docker) prepareMounts(ctx context.Context, dir string, meta *Metadata, rc restoreConfig) ([]ContainerMount, error) {
+	out := make([]ContainerMount, 0, len(meta.Config.Mounts))
+	for _, m := range meta.Config.Mounts {
+		switch m.Type {
+		case "bind":
+			if src, ok := rc.sources[m.Destination]; ok {
+				m.Source = src
+			}
+			if _, err := os.Stat(m.Source); err != nil {
+				return nil, fmt.Errorf("%w: %s for %s: %w", ErrMountSourceMissing,
+					m.Source, m.Destination, err)
+			}
+		case "volume":
+			if err := d.ensureVolume(ctx, dir, m.Source); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ensureVolume creates the named volume if this host lacks it and fills
+// it from the checkpoint's volumes/NAME.tar, if the checkpoint has one.
+// An existing volume is used as it is.
+func (d *Docker) ensureVolume(ctx context.Context, dir, name string) error {
+	if _, err := d.cli.VolumeInspect(ctx, name); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	v, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name})
+	if err != nil {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return applyVolume(dir, name, v.Mountpoint)
+}
+
+// applyLayer writes the checkpoint's rootfs changes into the writable
+// layer of the created, not yet started, container id.
+func (d *Docker) applyLayer(ctx context.Context, id, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, RootfsDiffName)); err != nil {
+		return nil
+	}
+	info, err := d.inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	upper := info.GraphDriver.Data["UpperDir"]
+	if info.GraphDriver.Name != "overlay2" || upper == "" {
+		return fmt.Errorf("container %s: storage driver %q: rootfs changes can only be applied to overlay2",
+			id, info.GraphDriver.Name)
+	}
+	return applyRootfs(dir, upper)
+}
+
 // createClone creates, without starting it, a container like the one
-// meta describes.
-func (d *Docker) createClone(ctx context.Context, meta *Metadata, newName string) (string, error) {
+// meta describes, with the given mounts.
+func (d *Docker) createClone(ctx context.Context, meta *Metadata, mounts []ContainerMount, newName string) (string, error) {
 	c := meta.Config
 	cfg := &container.Config{
 		Image:      meta.Image,
@@ -131,7 +233,7 @@ func (d *Docker) createClone(ctx context.Context, meta *Metadata, newName string
 		SecurityOpt:    c.SecurityOpt,
 		Init:           &init,
 	}
-	for _, m := range c.Mounts {
+	for _, m := range mounts {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.Type(m.Type),
 			Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly})
 	}

@@ -2,12 +2,14 @@ package dockercr
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -102,8 +104,58 @@ func (f *freezer) thaw() error {
 	} else {
 		err = os.WriteFile(filepath.Join(f.dir, "freezer.state"), []byte("THAWED"), 0)
 	}
-	if err != nil {
+	// The cgroup is gone when the container's tasks all exited (a dump
+	// without leave-running kills them): nothing is left to thaw.
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("thaw %s: %w", f.dir, err)
 	}
 	return nil
+}
+
+// freezePoll is how often freeze checks whether the cgroup is frozen.
+// CRIU polls every 100 ms; a container of a few tasks freezes within a
+// millisecond or two, so polling faster shortens the freeze a dump
+// waits for.
+const freezePoll = time.Millisecond
+
+// freeze freezes the cgroup and waits until every task is frozen, or
+// until ctx is done (then it thaws again).
+func (f *freezer) freeze(ctx context.Context) error {
+	write := func() error {
+		if f.v2 {
+			return os.WriteFile(filepath.Join(f.dir, "cgroup.freeze"), []byte("1"), 0)
+		}
+		return os.WriteFile(filepath.Join(f.dir, "freezer.state"), []byte("FROZEN"), 0)
+	}
+	if err := write(); err != nil {
+		return fmt.Errorf("freeze %s: %w", f.dir, err)
+	}
+	t := time.NewTicker(freezePoll)
+	defer t.Stop()
+	for i := 1; ; i++ {
+		done, err := f.settled()
+		if err != nil || done {
+			return err
+		}
+		// A cgroup v1 freeze can stall in FREEZING; asking again
+		// helps, as CRIU's own freezer loop does.
+		if !f.v2 && i%50 == 0 {
+			_ = write()
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(fmt.Errorf("freeze %s: %w", f.dir, context.Cause(ctx)), f.thaw())
+		case <-t.C:
+		}
+	}
+}
+
+// settled reports whether every task of the cgroup is frozen.
+func (f *freezer) settled() (bool, error) {
+	if f.v2 {
+		b, err := os.ReadFile(filepath.Join(f.dir, "cgroup.events"))
+		return strings.Contains(string(b), "frozen 1"), err
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, "freezer.state"))
+	return strings.TrimSpace(string(b)) == "FROZEN", err
 }
