@@ -179,6 +179,11 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 	if info.State == nil || !info.State.Running || info.State.Pid <= 0 {
 		return nil, fmt.Errorf("%w: %s", ErrContainerNotRunning, containerName(info))
 	}
+	release, err := d.cp.acquire("container:" + info.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dir, err := d.prepareDir(containerName(info), name)
 	if err != nil {
 		return nil, err

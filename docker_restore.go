@@ -51,6 +51,11 @@ func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerResto
 		return nil, fmt.Errorf("%w: %s; stop it before restoring in place",
 			ErrContainerRunning, containerName(info))
 	}
+	release, err := d.cp.acquire("container:" + info.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dir, meta, err := d.loadCheckpoint(containerName(info), name)
 	if err != nil {
 		return nil, err
@@ -78,6 +83,11 @@ func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string, 
 			return nil, err
 		}
 	}
+	release, err := d.cp.acquire("container-name:" + newName)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dir, meta, err := d.loadCheckpoint(origName, name)
 	if err != nil {
 		return nil, err
