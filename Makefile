@@ -16,7 +16,7 @@ BENCH_PKGS ?= $(if $(wildcard bench/*),./bench/...)
 BENCHTIME ?= 3x
 
 .DEFAULT_GOAL := help
-.PHONY: help setup vet test unit fuzz bench clean
+.PHONY: help setup vet test unit fuzz bench clean demo
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z]+:.*## / { printf "  %-6s %s\n", $$1, $$2 }' \
@@ -24,6 +24,9 @@ help: ## list the targets
 
 setup: ## install CRIU, Docker, Go modules; start dockerd (root)
 	DOCKERCR_PREFIX=$(PREFIX) scripts/setup.sh
+
+demo: setup ## setup, then checkpoint, restore and clone a counter container (root)
+	DOCKERCR_PREFIX=$(PREFIX) GO=$(GO) scripts/demo.sh
 
 vet: ## go vet ./...
 	$(GO) vet ./...
