@@ -203,6 +203,9 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 		return nil, err
 	}
 	freezeTime := time.Since(start)
+	plan.meta.Checkpoint = name
+	d.cp.cfg.logger.Debug("container checkpoint", "container", containerName(info),
+		"checkpoint", name, "pid", plan.pid, "external mounts", len(plan.meta.Mounts))
 	res, err := d.cp.checkpoint(ctx, plan.pid, dir, dumpHooks{
 		request: plan.amend,
 		beforeCommit: func(staged string, res *CheckpointResult) error {

@@ -275,10 +275,15 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	logPath := filepath.Join(dir, RestoreLogName)
 	_ = os.Remove(logPath)
 	_ = os.Remove(filepath.Join(dir, "stats-restore"))
+	log := d.cp.cfg.logger
+	log.Debug("container restore: waiting for the runc configuration lock",
+		"container", id, "path", d.runcConf)
 	swap, err := swapRuncConf(ctx, d.runcConf, runcLines(meta, dir))
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("container restore: docker start --checkpoint", "container", id,
+		"checkpoint", cpName, "log", logPath)
 	start := time.Now()
 	err = d.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: cpName})
 	took := time.Since(start)
@@ -286,9 +291,9 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 		err = errors.Join(err, fmt.Errorf("put back %s: %w", d.runcConf, rerr))
 	}
 	if err != nil {
-		return nil, newCRIUError(&Request{Action: ActionRestore}, "docker", logPath,
-			0, err.Error(), 0, err)
+		return nil, d.restoreError(ctx, logPath, err)
 	}
+	log.Debug("container restore done", "container", id, "took", took)
 
 	info, err := d.inspect(ctx, id)
 	if err != nil {
@@ -303,6 +308,18 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 		res.Stats = st
 	}
 	return res, nil
+}
+
+// restoreError turns Docker's reply into a CRIUError that carries the
+// root causes from the restore log runc wrote for us. Docker's own text
+// ("criu failed: type NOTIFY errno 0", a log path containerd deletes)
+// stays as the message; a cancelled context is reported as such.
+func (d *Docker) restoreError(ctx context.Context, logPath string, err error) error {
+	msg := err.Error()
+	if ctx.Err() != nil {
+		msg, err = "", fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
+	return newCRIUError(&Request{Action: ActionRestore}, "docker", logPath, 0, msg, 0, err)
 }
 
 // runcLines renders the CRIU options a restore of meta needs for runc.
