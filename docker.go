@@ -333,13 +333,15 @@ func (p *containerDump) amend(req *Request) {
 	req.Root = p.merged
 	req.ManageCgroups = p.cgroups
 	req.FreezeCgroup = p.freezer.dir
-	req.MntnsCompatMode = req.MntnsCompatMode || p.compat
 	for _, m := range p.mounts {
 		if m.Kind == MountExternal {
 			req.External = append(req.External, m.DumpExternal())
 		}
 	}
 	p.meta.Options = optionsOf(req)
+	// Only runc's restore takes the compat mount engine: CRIU 4.2.1
+	// refuses --mntns-compat-mode on a dump ("only valid on restore").
+	p.meta.Options.MntnsCompatMode = p.meta.Options.MntnsCompatMode || p.compat
 }
 
 // writeFiles writes descriptors.json, the filesystem captures and
