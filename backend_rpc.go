@@ -140,8 +140,9 @@ func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extr
 }
 
 func rpcStartError(req *Request, err error) error {
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.EACCES) ||
-		errors.Is(err, syscall.ENOEXEC) {
+	// The exec backend's test, which also covers a bare name that is
+	// not on PATH (exec.ErrNotFound, not an fs.ErrNotExist).
+	if isNotFound(err) {
 		err = errors.Join(ErrCRIUNotFound, err)
 	}
 	return &CRIUError{Action: string(req.Action), Backend: "rpc",

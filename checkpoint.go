@@ -243,7 +243,10 @@ func (c *Checkpointer) runTimed(ctx context.Context, req *Request) (*Response, e
 	if c.cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, c.cfg.timeout,
-			fmt.Errorf("criu %s exceeded WithTimeout(%v)", req.Action, c.cfg.timeout))
+			// Wrapped, so callers match it as they match a deadline
+			// of their own context.
+			fmt.Errorf("criu %s exceeded WithTimeout(%v): %w",
+				req.Action, c.cfg.timeout, context.DeadlineExceeded))
 		defer cancel()
 	}
 	return c.run(ctx, req)

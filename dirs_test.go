@@ -227,7 +227,8 @@ func TestCommit(t *testing.T) {
 		if names := tListDir(t, parent); !slices.Equal(names, []string{"web"}) {
 			t.Fatalf("parent holds %q, want only web", names)
 		}
-		if b, err := os.ReadFile(filepath.Join(final, ImagesDirName, "pages-1.img")); err != nil || string(b) != "memory" {
+		b, err := os.ReadFile(filepath.Join(final, ImagesDirName, "pages-1.img"))
+		if err != nil || string(b) != "memory" {
 			t.Fatalf("committed image %q, %v", b, err)
 		}
 		tModes(t, final)

@@ -14,12 +14,17 @@ import (
 // mptcpLog is the tail of a real CRIU 4.2.1 dump log of a Go program
 // with an MPTCP listener: the harmless rlimit line comes first, the
 // cause and CRIU's hint next, the generic summaries last.
-const mptcpLog = `(00.038747) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
-(00.048604) Error (criu/sk-inet.c:137): inet: Unsupported proto 262 for socket 2563
-(00.048606) Error (criu/sk-inet.c:139): inet: For Go programs, consider using "GODEBUG=multipathtcp=0" to disable MPTCP
-(00.048629) Error (criu/cr-dump.c:1545): Dump files (pid: 3492) failed with -1
-(00.049068) Error (criu/cr-dump.c:1975): Dumping FAILED.
-`
+const mptcpLog = "" +
+	"(00.038747) Error (criu/util.c:1534): " +
+	"rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n" +
+	"(00.048604) Error (criu/sk-inet.c:137): " +
+	"inet: Unsupported proto 262 for socket 2563\n" +
+	"(00.048606) Error (criu/sk-inet.c:139): " +
+	"inet: For Go programs, consider using \"GODEBUG=multipathtcp=0\" to disable MPTCP\n" +
+	"(00.048629) Error (criu/cr-dump.c:1545): " +
+	"Dump files (pid: 3492) failed with -1\n" +
+	"(00.049068) Error (criu/cr-dump.c:1975): " +
+	"Dumping FAILED.\n"
 
 // tLogFile writes text as a CRIU log in a temporary directory.
 func tLogFile(t *testing.T, text string) string {

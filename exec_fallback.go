@@ -117,6 +117,19 @@ func (execBackend) run(ctx context.Context, req *Request, args []string, files [
 	// Restored tasks must not keep criu's output pipes open forever.
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// On cancel, kill criu's whole group: CRIU 4.2.1 forks helpers
+	// (kerndat probes, `sh -c iptables ...`) that outlive criu alone.
+	// Its PID names the group only until Wait reaps criu.
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			return err
+		}
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if errors.Is(err, syscall.ESRCH) {
+			return os.ErrProcessDone
+		}
+		return err
+	}
 
 	err := cmd.Run()
 	if err == nil {

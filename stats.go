@@ -3,6 +3,7 @@ package dockercr
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/stats"
@@ -62,7 +63,13 @@ func readDumpStats(workDir string) (DumpStats, error) {
 	}, nil
 }
 
+// readRestoreStats reads stats-restore from workDir and makes it 0600
+// first: CRIU 4.2.1 creates it 0644, in a directory whose files are
+// otherwise all 0600.
 func readRestoreStats(workDir string) (RestoreStats, error) {
+	if err := os.Chmod(filepath.Join(workDir, stats.StatsRestore), 0o600); err != nil {
+		return RestoreStats{}, err
+	}
 	dir, err := os.Open(workDir)
 	if err != nil {
 		return RestoreStats{}, err

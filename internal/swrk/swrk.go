@@ -71,6 +71,7 @@ func Start(ctx context.Context, criuPath string, extra []*os.File) (*Client, err
 	// CRIU must not share our process group: a terminal's SIGINT meant
 	// for the caller would otherwise kill criu mid-dump.
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	if err := cmd.Start(); err != nil {
 		cln.Close()
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
@@ -81,6 +82,22 @@ func Start(ctx context.Context, criuPath string, extra []*os.File) (*Client, err
 	// the child were to linger after being killed.
 	context.AfterFunc(ctx, func() { _ = cln.SetReadDeadline(time.Now()) })
 	return c, nil
+}
+
+// killGroup kills the process group that Setpgid made criu's own.
+// Killing criu alone is not enough: CRIU 4.2.1 forks helpers (kerndat
+// probes that stop themselves for ptrace, `sh -c iptables ...`) that
+// would outlive it, some stopped for good. Criu's PID names the group
+// only until exec.Cmd reaps criu, so that is checked first.
+func killGroup(p *os.Process) error {
+	if err := p.Signal(unix.Signal(0)); err != nil {
+		return err
+	}
+	err := unix.Kill(-p.Pid, unix.SIGKILL)
+	if errors.Is(err, unix.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
 }
 
 // PID returns the process ID of the swrk child.
