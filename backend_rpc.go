@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	"google.golang.org/protobuf/proto"
@@ -41,7 +42,7 @@ func (b rpcBackend) Run(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (b rpcBackend) version(ctx context.Context, req *Request) (*Response, error) {
-	resp, err := b.call(ctx, req, &rpc.CriuReq{Type: rpc.CriuReqType_VERSION.Enum()}, nil)
+	resp, err := b.call(ctx, req, &rpc.CriuReq{Type: rpc.CriuReqType_VERSION.Enum()}, nil, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func (b rpcBackend) features(ctx context.Context, req *Request) (*Response, erro
 			LazyPages: proto.Bool(true),
 		},
 	}
-	resp, err := b.call(ctx, req, r, nil)
+	resp, err := b.call(ctx, req, r, nil, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,17 @@ func (b rpcBackend) dumpOrRestore(ctx context.Context, req *Request) (*Response,
 	for i, in := range req.InheritFds {
 		extra[i] = in.File
 	}
-	resp, err := b.call(ctx, req, &rpc.CriuReq{Type: typ.Enum(), Opts: opts}, extra)
+	grace := cancelGraceFor(req)
+	var notify func(*rpc.CriuNotify) bool
+	if grace > 0 {
+		// With notifications on, a cancelled dump is failed at CRIU's
+		// next step that can roll back, instead of killing criu.
+		opts.NotifyScripts = proto.Bool(true)
+		notify = func(n *rpc.CriuNotify) bool {
+			return ctx.Err() == nil || !rollbackSteps[n.GetScript()]
+		}
+	}
+	resp, err := b.call(ctx, req, &rpc.CriuReq{Type: typ.Enum(), Opts: opts}, extra, grace, notify)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +113,8 @@ func (b rpcBackend) dumpOrRestore(ctx context.Context, req *Request) (*Response,
 
 // call runs one request on a fresh swrk child and turns every failure
 // into the package's error types.
-func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extra []*os.File) (_ *rpc.CriuResp, retErr error) {
+func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extra []*os.File,
+	grace time.Duration, notify func(*rpc.CriuNotify) bool) (_ *rpc.CriuResp, retErr error) {
 	logPath := ""
 	if req.LogFile != "" {
 		logPath = filepath.Join(req.WorkDir, req.LogFile)
@@ -111,7 +123,7 @@ func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extr
 		_ = os.Remove(logPath)
 	}
 
-	cl, err := swrk.Start(ctx, req.CriuPath, extra)
+	cl, err := swrk.Start(ctx, req.CriuPath, extra, grace)
 	if err != nil {
 		return nil, rpcStartError(req, err)
 	}
@@ -122,7 +134,7 @@ func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extr
 		}
 	}()
 
-	resp, err := cl.Call(r, nil)
+	resp, err := cl.Call(r, notify)
 	if err != nil {
 		_ = cl.Close()
 		return nil, rpcFailure(ctx, req, logPath, cl.ExitCode(), err)
@@ -133,8 +145,12 @@ func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extr
 				ErrRPCUnavailable, resp.GetType(), r.GetType())}
 	}
 	if !resp.GetSuccess() {
+		var cause error
+		if ctx.Err() != nil {
+			cause = fmt.Errorf("stopped: %w", context.Cause(ctx))
+		}
 		return nil, newCRIUError(req, "rpc", logPath,
-			syscall.Errno(resp.GetCrErrno()), resp.GetCrErrmsg(), 0, nil)
+			syscall.Errno(resp.GetCrErrno()), resp.GetCrErrmsg(), 0, cause)
 	}
 	return resp, nil
 }

@@ -68,9 +68,20 @@ type CheckpointResult struct {
 // the failed attempt is kept as PARENT/.NAME.failed/dump.log and named
 // in the returned [*CRIUError].
 //
-// Without [WithLeaveRunning] CRIU kills the tree once it is dumped. If
-// ctx is cancelled or the [WithTimeout] expires, criu is killed and an
-// error returned; the tree keeps running.
+// Without [WithLeaveRunning] CRIU kills the tree once it is dumped.
+//
+// If ctx is cancelled or the [WithTimeout] expires, the dump stops and
+// an error matching the context's is returned; the tree keeps running,
+// neither frozen nor traced. While CRIU only reads the tree, criu is
+// killed at once. Once it may have put TCP connections into repair mode
+// or locked the tree's network namespace (with [WithTCPEstablished], or
+// for a tree in a network namespace of its own, such as a container),
+// killing it would break the workload's connections: the RPC backend
+// then fails CRIU's next step that can roll back, and CRIU resumes the
+// tree; the exec backend lets criu finish. Either is bounded by 30
+// seconds, after which criu is killed anyway. A cancellation that
+// arrives after CRIU passed the point of no return yields the completed
+// checkpoint.
 func (c *Checkpointer) Checkpoint(ctx context.Context, pid int, dir string) (*CheckpointResult, error) {
 	return c.checkpoint(ctx, pid, dir, dumpHooks{})
 }
@@ -79,6 +90,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, pid int, dir string) (*Ch
 type dumpHooks struct {
 	// request amends the resolved request before CRIU runs.
 	request func(*Request)
+	// beforeDump writes files into the staged checkpoint before CRIU
+	// runs; its failure leaves the tree untouched.
+	beforeDump func(stagedDir string) error
 	// beforeCommit writes extra files into the staged checkpoint once
 	// CRIU succeeded; res describes the dump (its paths are final).
 	beforeCommit func(stagedDir string, res *CheckpointResult) error
@@ -111,31 +125,36 @@ func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hook
 	if hooks.request != nil {
 		hooks.request(req)
 	}
-	if err := requireFeatures(env, req); err != nil {
+	err = requireFeatures(env, req)
+	if err == nil && hooks.beforeDump != nil {
+		err = hooks.beforeDump(staged.tmp)
+	}
+	if err != nil {
 		_, aerr := staged.abort()
 		return nil, errors.Join(err, aerr)
 	}
 
-	res, err := c.runDump(ctx, req, staged, hooks)
+	res, dumped, err := c.runDump(ctx, req, staged, hooks)
 	if err != nil {
-		return nil, c.failDump(staged, err)
+		return nil, c.failDump(staged, err, dumped && !req.LeaveRunning)
 	}
 	return res, nil
 }
 
-// runDump runs CRIU and commits the staged directory.
-func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *stagedDir, hooks dumpHooks) (*CheckpointResult, error) {
+// runDump runs CRIU and commits the staged directory. dumped reports
+// whether CRIU succeeded, even when a later step failed.
+func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *stagedDir, hooks dumpHooks) (_ *CheckpointResult, dumped bool, _ error) {
 	start := time.Now()
 	resp, err := c.runTimed(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	took := time.Since(start)
 
 	// CRIU writes its statistics image to the work directory.
 	st, err := readDumpStats(req.WorkDir)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	res := &CheckpointResult{
 		Dir:       staged.final,
@@ -150,21 +169,30 @@ func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *staged
 	}
 	if hooks.beforeCommit != nil {
 		if err := hooks.beforeCommit(staged.tmp, res); err != nil {
-			return nil, err
+			return nil, true, err
 		}
 	}
 	if err := staged.commit(); err != nil {
-		return nil, err
+		return nil, true, err
 	}
 
 	c.cfg.logger.Debug("checkpoint done", "pid", req.PID, "dir", res.Dir,
 		"backend", res.Backend, "took", took, "frozen", st.FrozenTime)
-	return res, nil
+	return res, true, nil
 }
 
 // failDump removes what a failed dump staged and points the error at
-// the log that was kept.
-func (c *Checkpointer) failDump(staged *stagedDir, err error) error {
+// the log that was kept. If CRIU had dumped and killed the tree before
+// a later step failed, the images are its only copy: they are kept too,
+// and the error says where.
+func (c *Checkpointer) failDump(staged *stagedDir, err error, keepImages bool) error {
+	if keepImages {
+		kept, kerr := staged.keep()
+		if kerr != nil {
+			return errors.Join(err, fmt.Errorf("keep images of a dumped tree: %w", kerr))
+		}
+		return fmt.Errorf("%w; CRIU had dumped and stopped the tree: its images are kept in %s", err, kept)
+	}
 	logPath, aerr := staged.abort()
 	var ce *CRIUError
 	if errors.As(err, &ce) && c.cfg.workDir == "" {

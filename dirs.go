@@ -127,6 +127,21 @@ func (s *stagedDir) abort() (string, error) {
 	return filepath.Join(failed, DumpLogName), errImages
 }
 
+// keep moves the staging directory, images included, to
+// PARENT/.NAME.failed (replacing an older one) and returns that path:
+// for a dump whose tree CRIU killed, where the images must survive a
+// failure after CRIU's success.
+func (s *stagedDir) keep() (string, error) {
+	failed := filepath.Join(filepath.Dir(s.final), "."+filepath.Base(s.final)+failedSuffix)
+	if err := os.RemoveAll(failed); err != nil {
+		return "", err
+	}
+	if err := restrictTree(s.tmp); err != nil {
+		return "", err
+	}
+	return failed, os.Rename(s.tmp, failed)
+}
+
 // restrictTree makes every directory under root 0700 and every file
 // 0600: checkpoint images hold process memory.
 func restrictTree(root string) error {

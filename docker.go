@@ -164,9 +164,9 @@ type ContainerCheckpoint struct {
 // the container's freezer cgroup. Unless the Checkpointer leaves it
 // running, the container stops once dumped, as after a crash.
 //
-// The container is frozen first, then dumped, then its writable layer
-// (and with [WithVolumeCapture] its volumes) saved, then thawed, so
-// memory and files agree. A failed or cancelled dump leaves the
+// The container is frozen first, its writable layer (and with
+// [WithVolumeCapture] its volumes) saved, then it is dumped and thawed,
+// so memory and files agree. A failed or cancelled dump leaves the
 // container running, thawed, and no directory at the checkpoint's path.
 func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCheckpoint, error) {
 	if err := ValidateName(name); err != nil {
@@ -208,9 +208,10 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 		"checkpoint", name, "pid", plan.pid, "external mounts", len(plan.meta.Mounts))
 	res, err := d.cp.checkpoint(ctx, plan.pid, dir, dumpHooks{
 		request: plan.amend,
-		beforeCommit: func(staged string, res *CheckpointResult) error {
-			return plan.writeFiles(ctx, staged, res)
+		beforeDump: func(staged string) error {
+			return plan.capture(ctx, staged)
 		},
+		beforeCommit: plan.writeFiles,
 	})
 	if terr := plan.thaw(); terr != nil {
 		err = errors.Join(err, terr)
@@ -344,10 +345,10 @@ func (p *containerDump) amend(req *Request) {
 	p.meta.Options.MntnsCompatMode = p.meta.Options.MntnsCompatMode || p.compat
 }
 
-// writeFiles writes descriptors.json, the filesystem captures and
-// checkpoint.json into the staged checkpoint, after CRIU succeeded and
-// before it is committed, while the container is still frozen.
-func (p *containerDump) writeFiles(ctx context.Context, staged string, res *CheckpointResult) error {
+// capture saves the writable layer and the volumes into the staged
+// checkpoint. It runs while the container is frozen and before CRIU,
+// so a failure (a full disk, say) leaves the container as it was.
+func (p *containerDump) capture(ctx context.Context, staged string) error {
 	if p.rootfs {
 		if err := captureRootfs(ctx, p.upper, staged); err != nil {
 			return err
@@ -358,6 +359,12 @@ func (p *containerDump) writeFiles(ctx context.Context, staged string, res *Chec
 			return err
 		}
 	}
+	return nil
+}
+
+// writeFiles writes descriptors.json and checkpoint.json into the
+// staged checkpoint, after CRIU succeeded and before it is committed.
+func (p *containerDump) writeFiles(staged string, res *CheckpointResult) error {
 	descs, err := json.Marshal(p.descriptors)
 	if err != nil {
 		return err

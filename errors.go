@@ -1,6 +1,7 @@
 package dockercr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,6 +86,10 @@ func (e *CRIUError) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Backend)
 	}
 	switch {
+	case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded):
+		// A stopped run's log only says how CRIU wound down.
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
 	case len(e.Causes) > 0:
 		// CRIU often follows the cause with its own hint on the next
 		// line ("consider using GODEBUG=multipathtcp=0"): show both.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/docker-cr/dockercr/internal/procgroup"
 )
 
 // restorePIDFile is where the exec backend asks CRIU to write the
@@ -108,30 +110,33 @@ func (b execBackend) dumpOrRestore(ctx context.Context, req *Request) (*Response
 	return &Response{Backend: "exec", PID: pid}, nil
 }
 
-// run executes criu with args and returns its standard output.
+// run executes criu with args and returns its standard output. Once
+// ctx is done criu's process group is killed, at once or, where killing
+// would harm the workload, after cancelGrace; a criu that finishes
+// within the grace keeps its result, since the command line has no way
+// to roll a dump back.
 func (execBackend) run(ctx context.Context, req *Request, args []string, files []*os.File) (string, error) {
-	cmd := exec.CommandContext(ctx, req.CriuPath, args...)
+	cmd := exec.Command(req.CriuPath, args...)
 	var stdout, stderr cappedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.ExtraFiles = files
 	// Restored tasks must not keep criu's output pipes open forever.
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// On cancel, kill criu's whole group: CRIU 4.2.1 forks helpers
-	// (kerndat probes, `sh -c iptables ...`) that outlive criu alone.
-	// Its PID names the group only until Wait reaps criu.
-	cmd.Cancel = func() error {
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			return err
-		}
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if errors.Is(err, syscall.ESRCH) {
-			return os.ErrProcessDone
-		}
-		return err
-	}
 
-	err := cmd.Run()
+	grace := time.Duration(0)
+	if req.Action == ActionDump || req.Action == ActionRestore {
+		grace = cancelGraceFor(req)
+	}
+	err := ctx.Err()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err == nil {
+		stop := procgroup.KillOnDone(ctx, cmd.Process, grace, nil)
+		err = cmd.Wait()
+		stop()
+	}
 	if err == nil {
 		return stdout.String(), nil
 	}

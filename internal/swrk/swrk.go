@@ -23,6 +23,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/docker-cr/dockercr/internal/procgroup"
 )
 
 // ErrStart means the swrk child could not be started or the request
@@ -44,14 +46,17 @@ const waitDelay = 5 * time.Second
 type Client struct {
 	cmd  *exec.Cmd
 	sock *os.File
+	stop func()
 
 	mu      sync.Mutex
 	stopped bool
 }
 
 // Start runs `criuPath swrk 3` with the server end of a socket pair as
-// fd 3 and extra as fds 4, 5, ... The child is killed when ctx is done.
-func Start(ctx context.Context, criuPath string, extra []*os.File) (*Client, error) {
+// fd 3 and extra as fds 4, 5, ... Once ctx is done, the child and the
+// helpers it forked are killed, after grace (see procgroup.KillOnDone),
+// and a read blocked on the channel returns.
+func Start(ctx context.Context, criuPath string, extra []*os.File, grace time.Duration) (*Client, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: socketpair: %w", ErrStart, err)
@@ -65,50 +70,36 @@ func Start(ctx context.Context, criuPath string, extra []*os.File) (*Client, err
 	srv := os.NewFile(uintptr(fds[1]), "criu-swrk-server")
 	defer srv.Close()
 
-	cmd := exec.CommandContext(ctx, criuPath, "swrk", "3")
+	cmd := exec.Command(criuPath, "swrk", "3")
 	cmd.ExtraFiles = append([]*os.File{srv}, extra...)
 	cmd.WaitDelay = waitDelay
 	// CRIU must not share our process group: a terminal's SIGINT meant
-	// for the caller would otherwise kill criu mid-dump.
+	// for the caller would otherwise kill criu mid-dump. Its own group
+	// also lets procgroup kill the helpers it forks.
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	if err := cmd.Start(); err != nil {
 		cln.Close()
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 
 	c := &Client{cmd: cmd, sock: cln}
-	// A read blocked on the socket returns once ctx is done, even if
-	// the child were to linger after being killed.
-	context.AfterFunc(ctx, func() { _ = cln.SetReadDeadline(time.Now()) })
+	c.stop = procgroup.KillOnDone(ctx, cmd.Process, grace, func() {
+		_ = cln.SetReadDeadline(time.Now())
+	})
 	return c, nil
-}
-
-// killGroup kills the process group that Setpgid made criu's own.
-// Killing criu alone is not enough: CRIU 4.2.1 forks helpers (kerndat
-// probes that stop themselves for ptrace, `sh -c iptables ...`) that
-// would outlive it, some stopped for good. Criu's PID names the group
-// only until exec.Cmd reaps criu, so that is checked first.
-func killGroup(p *os.Process) error {
-	if err := p.Signal(unix.Signal(0)); err != nil {
-		return err
-	}
-	err := unix.Kill(-p.Pid, unix.SIGKILL)
-	if errors.Is(err, unix.ESRCH) {
-		return os.ErrProcessDone
-	}
-	return err
 }
 
 // PID returns the process ID of the swrk child.
 func (c *Client) PID() int { return c.cmd.Process.Pid }
 
 // Call sends req and reads replies until one that is not a
-// notification. Each notification is passed to notify, whose error
-// aborts the call; a nil notify acknowledges every notification.
-// CRIU's own failure is returned as a reply with Success false and a nil
-// error: the caller decides how to report it.
-func (c *Client) Call(req *rpc.CriuReq, notify func(*rpc.CriuNotify) error) (*rpc.CriuResp, error) {
+// notification. Each notification (CRIU sends them when the request
+// sets notify_scripts) is answered with what notify returns: false
+// fails that step, and CRIU rolls back as it does when a hook script
+// fails; a nil notify accepts every step. CRIU's own failure is
+// returned as a reply with Success false and a nil error: the caller
+// decides how to report it.
+func (c *Client) Call(req *rpc.CriuReq, notify func(*rpc.CriuNotify) bool) (*rpc.CriuResp, error) {
 	if err := c.send(req); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
@@ -120,14 +111,10 @@ func (c *Client) Call(req *rpc.CriuReq, notify func(*rpc.CriuNotify) error) (*rp
 		if resp.GetType() != rpc.CriuReqType_NOTIFY || !resp.GetSuccess() {
 			return resp, nil
 		}
-		if notify != nil {
-			if err := notify(resp.GetNotify()); err != nil {
-				return nil, err
-			}
-		}
+		ok := notify == nil || notify(resp.GetNotify())
 		ack := &rpc.CriuReq{
 			Type:          rpc.CriuReqType_NOTIFY.Enum(),
-			NotifySuccess: proto.Bool(true),
+			NotifySuccess: proto.Bool(ok),
 		}
 		if err := c.send(ack); err != nil {
 			return nil, fmt.Errorf("%w: acknowledging notification: %w", ErrProtocol, err)
@@ -203,6 +190,7 @@ func (c *Client) Close() error {
 	c.stopped = true
 	errClose := c.sock.Close()
 	errWait := c.cmd.Wait()
+	c.stop()
 	if errWait != nil {
 		errWait = fmt.Errorf("criu swrk (pid %d): %w", c.cmd.Process.Pid, errWait)
 	}
