@@ -103,6 +103,8 @@ func (b execBackend) dumpOrRestore(ctx context.Context, req *Request) (*Response
 	}
 
 	pid, err := readPIDFile(pidFile)
+	// The pid file is ours, not part of the checkpoint.
+	_ = os.Remove(pidFile)
 	if err != nil {
 		return nil, &CRIUError{Action: "restore", Backend: "exec",
 			LogPath: filepath.Join(req.WorkDir, req.LogFile), Err: err}
