@@ -23,9 +23,10 @@ type sample struct {
 	// inner is what the library itself timed within it: the CRIU run
 	// of a checkpoint, the Docker start call of a restore; 0 if none.
 	inner time.Duration
-	// pair is a raw criu dump run right after a library checkpoint, 0
-	// if none: on a machine whose load drifts, the ratio of neighbours
-	// says more than the ratio of medians taken minutes apart.
+	// pair is a raw criu dump run right before or after a library
+	// checkpoint, 0 if none: on a machine whose load drifts, the ratio
+	// of neighbours says more than a ratio of medians taken minutes
+	// apart.
 	pair time.Duration
 }
 
@@ -108,8 +109,8 @@ func printSummary(w io.Writer, all series) {
 === dockercr bench summary: median wall time per operation ===
 The part the library timed itself and the rest are medians of their own.
 Ratios are of medians; "paired" is the median of each library checkpoint
-over a raw criu dump run right after it, which cancels the drift of a
-loaded machine's speed between benchmarks.
+over a raw criu dump run right before or after it (alternating), which
+cancels the drift of a loaded machine's speed between benchmarks.
 `)
 	for _, op := range []string{opCheckpoint, opRestore} {
 		for _, mib := range measuredSizes(all, op) {
@@ -156,12 +157,12 @@ func printRatios(w io.Writer, all series, op string, mib int, med map[string]tim
 	for _, r := range summaryRatios[op] {
 		num, okN := med[r.num]
 		den, okD := med[r.den]
-		if !okN || !okD || den <= 0 {
-			continue
+		if okN && okD && den > 0 {
+			x := float64(num) / float64(den)
+			fmt.Fprintf(w, "  %-27s %7.2fx%s\n", r.num+" / "+r.den, x, r.verdict(x))
 		}
-		x := float64(num) / float64(den)
-		fmt.Fprintf(w, "  %-27s %7.2fx%s\n", r.num+" / "+r.den, x, r.verdict(x))
 
+		// Pairs exist without the raw benchmark having run.
 		p := pairRatios(all[key{op: op, mib: mib, method: r.num}])
 		if r.den == methodRaw && len(p) > 0 {
 			x := medianFloat(p)

@@ -112,6 +112,14 @@ func TestSummary(t *testing.T) {
 	}
 
 	out.Reset()
+	printSummary(&out, series{{opCheckpoint, 256, methodExec}: {
+		{total: 90 * time.Millisecond, pair: 100 * time.Millisecond}}})
+	want := "  lib-exec / raw-criu, paired    0.90x  (target <= 1.15x: met)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("summary without the raw benchmark lacks %q:\n%s", want, out.String())
+	}
+
+	out.Reset()
 	printSummary(&out, nil)
 	if out.Len() != 0 {
 		t.Errorf("summary of nothing = %q, want empty", out.String())
