@@ -157,7 +157,7 @@ func ExportCheckpoint(ctx context.Context, dir string, w io.Writer,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkImagesPresent(filepath.Join(dir, ImagesDirName)); err != nil {
+	if err := ValidateImages(filepath.Join(dir, ImagesDirName)); err != nil {
 		return nil, err
 	}
 	config, spec, err := podmanDumps(meta)
@@ -201,6 +201,12 @@ func ImportCheckpoint(ctx context.Context, r io.Reader, dir string,
 	}
 
 	sum, meta, err := extractArchive(ctx, r, staged.tmp, cfg)
+	if err == nil {
+		// Checksums prove the files are what the exporter wrote, not
+		// that the images are whole: check those too, before the
+		// checkpoint appears.
+		err = ValidateImages(filepath.Join(staged.tmp, ImagesDirName))
+	}
 	if err == nil {
 		err = staged.commit()
 	}

@@ -122,7 +122,7 @@ func (d *Docker) loadCheckpoint(containerName, name string) (string, *Metadata, 
 	if err != nil {
 		return "", nil, err
 	}
-	if err := checkImagesPresent(filepath.Join(dir, ImagesDirName)); err != nil {
+	if err := ValidateImages(filepath.Join(dir, ImagesDirName)); err != nil {
 		return "", nil, err
 	}
 	return dir, meta, nil

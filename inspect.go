@@ -20,9 +20,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
-	"github.com/checkpoint-restore/go-criu/v7/stats"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/docker-cr/dockercr/internal/ckptar"
 )
@@ -224,35 +222,6 @@ func logHeader(r io.Reader) (version, kernel string) {
 		}
 	}
 	return version, kernel
-}
-
-// decodeDumpStats decodes a stats-dump image, bounded like every other
-// image: go-criu v7.2's stats reader panics when the entry's length
-// field exceeds the file.
-func decodeDumpStats(b []byte, name string) (*DumpStats, error) {
-	bad := func(reason string) error { return &ImageError{File: name, Reason: reason} }
-	raw, err := splitEntries(b, magicService, magicStats, bad)
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) != 1 {
-		return nil, bad(fmt.Sprintf("%d entries, want 1", len(raw)))
-	}
-	st := &stats.StatsEntry{}
-	if err := proto.Unmarshal(raw[0], st); err != nil {
-		return nil, &ImageError{File: name, Reason: err.Error(), Err: err}
-	}
-	d := st.GetDump()
-	return &DumpStats{
-		FreezingTime:       usec(d.GetFreezingTime()),
-		FrozenTime:         usec(d.GetFrozenTime()),
-		MemdumpTime:        usec(d.GetMemdumpTime()),
-		MemwriteTime:       usec(d.GetMemwriteTime()),
-		PagesScanned:       d.GetPagesScanned(),
-		PagesSkippedParent: d.GetPagesSkippedParent(),
-		PagesWritten:       d.GetPagesWritten(),
-		PagesLazy:          d.GetPagesLazy(),
-	}, nil
 }
 
 // describeImages builds what the decoded images say.

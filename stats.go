@@ -2,11 +2,13 @@ package dockercr
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/stats"
+	"google.golang.org/protobuf/proto"
 )
 
 // DumpStats is what CRIU measured during a dump (its stats-dump image).
@@ -41,26 +43,20 @@ type RestoreStats struct {
 // CRIU records times in microseconds.
 func usec(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
 
+// maxStatsImage bounds a stats image read into memory; CRIU's are a
+// few dozen bytes.
+const maxStatsImage = 64 << 10
+
 func readDumpStats(workDir string) (DumpStats, error) {
-	dir, err := os.Open(workDir)
+	b, err := readStatsImage(workDir, stats.StatsDump)
 	if err != nil {
 		return DumpStats{}, err
 	}
-	defer dir.Close()
-	s, err := stats.CriuGetDumpStats(dir)
+	d, err := decodeDumpStats(b, stats.StatsDump)
 	if err != nil {
-		return DumpStats{}, fmt.Errorf("read %s: %w", stats.StatsDump, err)
+		return DumpStats{}, err
 	}
-	return DumpStats{
-		FreezingTime:       usec(s.GetFreezingTime()),
-		FrozenTime:         usec(s.GetFrozenTime()),
-		MemdumpTime:        usec(s.GetMemdumpTime()),
-		MemwriteTime:       usec(s.GetMemwriteTime()),
-		PagesScanned:       s.GetPagesScanned(),
-		PagesSkippedParent: s.GetPagesSkippedParent(),
-		PagesWritten:       s.GetPagesWritten(),
-		PagesLazy:          s.GetPagesLazy(),
-	}, nil
+	return *d, nil
 }
 
 // readRestoreStats reads stats-restore from workDir and makes it 0600
@@ -70,20 +66,74 @@ func readRestoreStats(workDir string) (RestoreStats, error) {
 	if err := os.Chmod(filepath.Join(workDir, stats.StatsRestore), 0o600); err != nil {
 		return RestoreStats{}, err
 	}
-	dir, err := os.Open(workDir)
+	b, err := readStatsImage(workDir, stats.StatsRestore)
 	if err != nil {
 		return RestoreStats{}, err
 	}
-	defer dir.Close()
-	s, err := stats.CriuGetRestoreStats(dir)
+	st, err := decodeStatsEntry(b, stats.StatsRestore)
 	if err != nil {
-		return RestoreStats{}, fmt.Errorf("read %s: %w", stats.StatsRestore, err)
+		return RestoreStats{}, err
 	}
+	r := st.GetRestore()
 	return RestoreStats{
-		ForkingTime:     usec(s.GetForkingTime()),
-		RestoreTime:     usec(s.GetRestoreTime()),
-		PagesCompared:   s.GetPagesCompared(),
-		PagesSkippedCOW: s.GetPagesSkippedCow(),
-		PagesRestored:   s.GetPagesRestored(),
+		ForkingTime:     usec(r.GetForkingTime()),
+		RestoreTime:     usec(r.GetRestoreTime()),
+		PagesCompared:   r.GetPagesCompared(),
+		PagesSkippedCOW: r.GetPagesSkippedCow(),
+		PagesRestored:   r.GetPagesRestored(),
+	}, nil
+}
+
+func readStatsImage(dir, name string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStatsImage+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > maxStatsImage {
+		return nil, &ImageError{File: name, Reason: "larger than a stats image can be"}
+	}
+	return b, nil
+}
+
+// decodeStatsEntry decodes a stats image with the same bounded framing
+// as every other image: go-criu v7.2's own stats reader panics when the
+// entry's length field exceeds the file.
+func decodeStatsEntry(b []byte, name string) (*stats.StatsEntry, error) {
+	bad := func(reason string) error { return &ImageError{File: name, Reason: reason} }
+	raw, err := splitEntries(b, magicService, magicStats, bad)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != 1 {
+		return nil, bad(fmt.Sprintf("%d entries, want 1", len(raw)))
+	}
+	st := &stats.StatsEntry{}
+	if err := proto.Unmarshal(raw[0], st); err != nil {
+		return nil, &ImageError{File: name, Reason: err.Error(), Err: err}
+	}
+	return st, nil
+}
+
+// decodeDumpStats decodes a stats-dump image.
+func decodeDumpStats(b []byte, name string) (*DumpStats, error) {
+	st, err := decodeStatsEntry(b, name)
+	if err != nil {
+		return nil, err
+	}
+	d := st.GetDump()
+	return &DumpStats{
+		FreezingTime:       usec(d.GetFreezingTime()),
+		FrozenTime:         usec(d.GetFrozenTime()),
+		MemdumpTime:        usec(d.GetMemdumpTime()),
+		MemwriteTime:       usec(d.GetMemwriteTime()),
+		PagesScanned:       d.GetPagesScanned(),
+		PagesSkippedParent: d.GetPagesSkippedParent(),
+		PagesWritten:       d.GetPagesWritten(),
+		PagesLazy:          d.GetPagesLazy(),
 	}, nil
 }

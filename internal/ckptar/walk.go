@@ -12,6 +12,8 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Entry is one entry of an archive, as [Walk] hands it over.
@@ -101,8 +103,8 @@ func walk(ctx context.Context, r io.Reader, lim Limits, m *meter,
 	if err := w.checkRequired(); err != nil {
 		return nil, err
 	}
-	w.sum.Compressed = w.in.n
-	w.meter.final(w.in.n)
+	w.sum.Compressed = w.in.count()
+	w.meter.final(w.in.count())
 	return &w.sum, nil
 }
 
@@ -277,8 +279,8 @@ func (w *walker) checkRequired() error {
 // reader failing is an I/O error; the stream ending early or not
 // decoding is the archive's fault.
 func (w *walker) streamErr(name, doing string, err error) error {
-	if w.in.err != nil {
-		return fmt.Errorf("read archive: %w", w.in.err)
+	if w.in.err() != nil {
+		return fmt.Errorf("read archive: %w", w.in.err())
 	}
 	if errors.Is(err, ErrInvalid) {
 		return err
@@ -292,7 +294,7 @@ func (w *walker) streamErr(name, doing string, err error) error {
 // expanded reports whether the files read so far exceed the expansion
 // ratio over the compressed bytes read.
 func (w *walker) expanded() bool {
-	allowed := w.lim.MaxExpansionRatio*float64(w.in.n) + ExpansionAllowance
+	allowed := w.lim.MaxExpansionRatio*float64(w.in.count()) + ExpansionAllowance
 	return float64(w.produced) > allowed
 }
 
@@ -318,11 +320,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.h.Write(p[:n])
 	b.n += int64(n)
 	w.produced += int64(n)
-	w.meter.set(b.name, w.in.n)
+	w.meter.set(b.name, w.in.count())
 	switch {
 	case w.expanded():
 		w.bodyErr = reject(b.name, "expands more than %v times: %d bytes from %d compressed",
-			w.lim.MaxExpansionRatio, w.produced, w.in.n)
+			w.lim.MaxExpansionRatio, w.produced, w.in.count())
 	case err != nil && err != io.EOF:
 		w.bodyErr = w.streamErr(b.name, "reading its content", err)
 	default:
@@ -345,18 +347,35 @@ func (b *bodyReader) drain() error {
 }
 
 // countReader counts the bytes read through it and keeps the first
-// error of the underlying reader other than io.EOF.
+// error of the underlying reader other than io.EOF. The zstd decoder
+// reads it from a goroutine of its own while the walker reads the
+// count, so both are guarded.
 type countReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	r  io.Reader
+	n  atomic.Int64
+	mu sync.Mutex
+	e  error
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
+	c.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		c.mu.Lock()
+		if c.e == nil {
+			c.e = err
+		}
+		c.mu.Unlock()
 	}
 	return n, err
+}
+
+// count returns the bytes read so far.
+func (c *countReader) count() int64 { return c.n.Load() }
+
+// err returns the first read error other than io.EOF.
+func (c *countReader) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.e
 }
