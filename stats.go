@@ -12,32 +12,33 @@ import (
 )
 
 // DumpStats is what CRIU measured during a dump (its stats-dump image).
+// In JSON, durations are nanoseconds.
 type DumpStats struct {
 	// FreezingTime is how long stopping every task took.
-	FreezingTime time.Duration
+	FreezingTime time.Duration `json:"freezingTime"`
 	// FrozenTime is how long the tasks stayed stopped.
-	FrozenTime time.Duration
+	FrozenTime time.Duration `json:"frozenTime"`
 	// MemdumpTime is how long collecting memory pages took.
-	MemdumpTime time.Duration
+	MemdumpTime time.Duration `json:"memdumpTime"`
 	// MemwriteTime is how long writing pages to the images took.
-	MemwriteTime time.Duration
+	MemwriteTime time.Duration `json:"memwriteTime"`
 
-	PagesScanned       uint64
-	PagesSkippedParent uint64
-	PagesWritten       uint64
-	PagesLazy          uint64
+	PagesScanned       uint64 `json:"pagesScanned"`
+	PagesSkippedParent uint64 `json:"pagesSkippedParent"`
+	PagesWritten       uint64 `json:"pagesWritten"`
+	PagesLazy          uint64 `json:"pagesLazy"`
 }
 
 // RestoreStats is what CRIU measured during a restore (stats-restore).
 type RestoreStats struct {
 	// ForkingTime is how long recreating the process tree took.
-	ForkingTime time.Duration
+	ForkingTime time.Duration `json:"forkingTime"`
 	// RestoreTime is how long the whole restore took.
-	RestoreTime time.Duration
+	RestoreTime time.Duration `json:"restoreTime"`
 
-	PagesCompared   uint64
-	PagesSkippedCOW uint64
-	PagesRestored   uint64
+	PagesCompared   uint64 `json:"pagesCompared"`
+	PagesSkippedCOW uint64 `json:"pagesSkippedCow"`
+	PagesRestored   uint64 `json:"pagesRestored"`
 }
 
 // CRIU records times in microseconds.
