@@ -205,6 +205,11 @@ const (
 // read from CRIU's log at logPath.
 func newCRIUError(req *Request, backend, logPath string, errno syscall.Errno,
 	msg string, exit int, err error) *CRIUError {
+	// Over RPC, CRIU's message is its last Error line, which may be
+	// one it prints on every run.
+	if criulog.Harmless(msg) {
+		msg = ""
+	}
 	e := &CRIUError{
 		Action:   string(req.Action),
 		Backend:  backend,

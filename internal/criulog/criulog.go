@@ -84,6 +84,16 @@ func RootCausesFile(path string, max int) []string {
 	return RootCauses(f, max)
 }
 
+// Harmless reports whether line, a whole log line or just its message
+// (such as the cr_errmsg of an RPC reply), is an Error CRIU prints on
+// runs that succeed.
+func Harmless(line string) bool {
+	if msg, ok := errorMessage(line); ok {
+		line = msg
+	}
+	return isOneOf(strings.TrimSpace(line), harmless)
+}
+
 // errorMessage extracts the message of an "Error (...)" line.
 func errorMessage(line string) (string, bool) {
 	line = strings.TrimSpace(line)

@@ -122,3 +122,21 @@ func FuzzRootCauses(f *testing.F) {
 		}
 	})
 }
+
+func TestHarmless(t *testing.T) {
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{"Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted", true},
+		{"(00.03) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: x", true},
+		{"rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted", true},
+		{"Error (criu/sk-inet.c:137): inet: Unsupported proto 262", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := Harmless(tt.line); got != tt.want {
+			t.Errorf("Harmless(%q) = %v, want %v", tt.line, got, tt.want)
+		}
+	}
+}
