@@ -146,10 +146,15 @@ func (execBackend) run(ctx context.Context, req *Request, args []string, files [
 	if req.LogFile != "" {
 		logPath = filepath.Join(req.WorkDir, req.LogFile)
 	}
-	if isNotFound(err) {
+	var exitErr *exec.ExitError
+	switch {
+	case isNotFound(err):
 		err = errors.Join(ErrCRIUNotFound, err)
-	} else if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		err = fmt.Errorf("stopped: %w", context.Cause(ctx))
+	case errors.As(err, &exitErr):
+		// ExitCode carries it; repeating "exit status 1" says nothing.
+		err = nil
 	}
 	exit := 0
 	if cmd.ProcessState != nil {
