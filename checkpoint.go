@@ -17,8 +17,9 @@ import (
 type Checkpointer struct {
 	cfg config
 
-	probeMu sync.Mutex
-	env     *Environment
+	probeMu        sync.Mutex
+	env            *Environment
+	featuresProbed bool
 
 	busyMu sync.Mutex
 	busy   map[string]bool
@@ -108,7 +109,8 @@ func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hook
 	}
 	defer release()
 
-	env, err := c.Check(ctx)
+	// Of the options, only WithTrackMem needs a feature probe.
+	env, err := c.preflight(ctx, c.cfg.trackMem)
 	if err != nil {
 		return nil, err
 	}

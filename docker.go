@@ -74,7 +74,10 @@ func WithDockerClient(cli *client.Client) DockerOption {
 // WithCheckpointBase sets the directory container checkpoints go to.
 // Default: [DefaultCheckpointBase]. It is created 0700 if missing, and
 // refused with [ErrUnsafeDir] if it is a symbolic link, owned by another
-// user, or writable by others.
+// user, or writable by others. A restore links the images into Docker's
+// data root, or copies them when the base is on another mount (about
+// 0.2-0.4 s per 256 MiB here): a base on the data root's mount saves
+// that copy.
 func WithCheckpointBase(dir string) DockerOption {
 	return func(d *Docker) error {
 		abs, err := absDir("WithCheckpointBase", dir)
@@ -369,7 +372,7 @@ func (p *containerDump) writeFiles(staged string, res *CheckpointResult) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(staged, ImagesDirName, descriptorsName), descs); err != nil {
+	if err := writeNewFile(filepath.Join(staged, ImagesDirName, descriptorsName), descs); err != nil {
 		return err
 	}
 	p.meta.Stats = res.Stats

@@ -267,9 +267,12 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	}
 	cpName := "dockercr-" + randomSuffix()
 	staged := filepath.Join(root, "containers", id, "checkpoints", cpName)
-	if err := linkTree(filepath.Join(dir, ImagesDirName), staged); err != nil {
+	copied, err := linkTree(filepath.Join(dir, ImagesDirName), staged)
+	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(staged))
 	}
+	d.cp.cfg.logger.Debug("container restore: images staged for docker",
+		"dir", staged, "copied files", copied)
 	defer os.RemoveAll(staged)
 
 	logPath := filepath.Join(dir, RestoreLogName)
@@ -363,28 +366,32 @@ func (d *Docker) dataRoot(ctx context.Context) (string, error) {
 }
 
 // linkTree makes dst a copy of the flat directory src, with hard links
-// where both are on one filesystem (restores read images only).
-func linkTree(src, dst string) error {
+// where both are on one mount (restores read images only), and returns
+// how many files had to be copied instead. Docker's data root is often
+// a mount of its own (a bind of /var/lib/docker counts), so a
+// checkpoint base on that same mount saves the copy.
+func linkTree(src, dst string) (copied int, _ error) {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return err
+		return 0, err
 	}
 	entries, err := os.ReadDir(src)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
-			return fmt.Errorf("unexpected %s in checkpoint images", filepath.Join(src, e.Name()))
+			return copied, fmt.Errorf("unexpected %s in checkpoint images", filepath.Join(src, e.Name()))
 		}
 		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
 		if err := os.Link(from, to); err == nil {
 			continue
 		}
 		if err := copyFile(from, to); err != nil {
-			return err
+			return copied, err
 		}
+		copied++
 	}
-	return nil
+	return copied, nil
 }
 
 func copyFile(from, to string) error {

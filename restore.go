@@ -38,7 +38,7 @@ func (c *Checkpointer) Restore(ctx context.Context, dir string) (*RestoreResult,
 	}
 	defer release()
 
-	env, err := c.Check(ctx)
+	env, err := c.preflight(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func captureRootfs(ctx context.Context, upper, dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(dir, DeletedFilesName), b)
+	return writeNewFile(filepath.Join(dir, DeletedFilesName), b)
 }
 
 // captureVolume writes the contents of a named volume into
@@ -74,9 +74,6 @@ func writeTar(ctx context.Context, src, dst string, opts *archive.TarOptions) er
 		return err
 	}
 	_, err = io.Copy(f, ctxReader{ctx: ctx, r: rc})
-	if err == nil {
-		err = f.Sync()
-	}
 	return errors.Join(err, f.Close())
 }
 
