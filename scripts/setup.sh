@@ -364,6 +364,33 @@ go_modules() {
 	(cd "$ROOT" && "$go" mod download) || die "go mod download failed"
 }
 
+# CHECKPOINTCTL_VERSION is the checkpointctl the archive tests read our
+# exports with. v1.7.0 needs go-criu v8.5.0, which the module proxy here
+# does not serve.
+CHECKPOINTCTL_VERSION=v1.6.0
+
+# install_checkpointctl builds checkpointctl into $DOCKERCR_PREFIX/bin,
+# unless a build of that version is there; go version -m reads the
+# module version from the binary (a go install sets no -version).
+install_checkpointctl() {
+	local go bin="$DOCKERCR_PREFIX/bin/checkpointctl"
+	go=$(command -v go || true)
+	[ -n "$go" ] || [ ! -x /usr/local/go/bin/go ] || go=/usr/local/go/bin/go
+	[ -n "$go" ] || die "no Go toolchain on PATH or in /usr/local/go; install Go >= 1.24"
+
+	if [ -x "$bin" ] && "$go" version -m "$bin" 2>/dev/null |
+		awk '$1 == "mod" && $2 == "github.com/checkpoint-restore/checkpointctl" { print $3 }' |
+		grep -qx "$CHECKPOINTCTL_VERSION"; then
+		log "checkpointctl $CHECKPOINTCTL_VERSION present in $bin"
+		return
+	fi
+	log "go install checkpointctl@$CHECKPOINTCTL_VERSION into $DOCKERCR_PREFIX/bin"
+	mkdir -p "$DOCKERCR_PREFIX/bin"
+	GOBIN="$DOCKERCR_PREFIX/bin" "$go" install \
+		"github.com/checkpoint-restore/checkpointctl@$CHECKPOINTCTL_VERSION" ||
+		die "go install checkpointctl@$CHECKPOINTCTL_VERSION failed"
+}
+
 # busybox_image imports the static busybox as a one-layer image, so the
 # tests need no registry.
 busybox_image() {
@@ -401,6 +428,7 @@ main() {
 	install_criu
 	install_old_criu
 	go_modules
+	install_checkpointctl
 	"$ROOT/scripts/dockerd.sh" start
 	busybox_image
 
