@@ -284,10 +284,15 @@ func podmanDumps(meta *Metadata) (config, spec []byte, err error) {
 		Name:         meta.ContainerName,
 		Image:        meta.Image,
 		ImageID:      meta.ImageID,
+		Created:      meta.ContainerCreated,
 		Checkpointed: meta.Created,
 		Args:         append(append([]string(nil), meta.Config.Entrypoint...), meta.Config.Cmd...),
 		Cwd:          meta.Config.WorkingDir,
 		Hostname:     meta.Config.Hostname,
+	}
+	for _, m := range meta.Config.Mounts {
+		c.Mounts = append(c.Mounts, ckptar.Mount{Destination: m.Destination, Type: m.Type,
+			Source: m.Source, ReadOnly: m.ReadOnly})
 	}
 	if config, err = ckptar.ConfigDump(c); err != nil {
 		return nil, nil, err

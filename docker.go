@@ -441,9 +441,12 @@ func newMetadata(info container.InspectResponse, p *containerDump) *Metadata {
 		ContainerID:   info.ID,
 		ContainerName: containerName(info),
 		ImageID:       info.Image,
-		Kernel:        kernelRelease(),
-		Mounts:        p.mounts,
-		Descriptors:   p.descriptors,
+		// Docker reports RFC 3339 with nanoseconds; a bad value only
+		// leaves the field empty.
+		ContainerCreated: parseDockerTime(info.Created),
+		Kernel:           kernelRelease(),
+		Mounts:           p.mounts,
+		Descriptors:      p.descriptors,
 	}
 	if cfg := info.Config; cfg != nil {
 		m.Image = cfg.Image
@@ -491,4 +494,12 @@ func kernelRelease() string {
 		return ""
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+func parseDockerTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }

@@ -26,16 +26,19 @@ const metadataFormat = 1
 // It holds the container's environment, which may carry secrets: the
 // file is 0600 and the library never logs it.
 type Metadata struct {
-	Format        int       `json:"format"`
-	ContainerID   string    `json:"containerId"`
-	ContainerName string    `json:"containerName"`
-	Image         string    `json:"image"`
-	ImageID       string    `json:"imageId"`
-	Checkpoint    string    `json:"checkpoint"`
-	Created       time.Time `json:"created"`
-	CRIUVersion   string    `json:"criuVersion"`
-	Kernel        string    `json:"kernel"`
-	Backend       string    `json:"backend"`
+	Format        int    `json:"format"`
+	ContainerID   string `json:"containerId"`
+	ContainerName string `json:"containerName"`
+	Image         string `json:"image"`
+	ImageID       string `json:"imageId"`
+	Checkpoint    string `json:"checkpoint"`
+	// Created is when the checkpoint was made, ContainerCreated when
+	// the container was.
+	Created          time.Time `json:"created"`
+	ContainerCreated time.Time `json:"containerCreated,omitzero"`
+	CRIUVersion      string    `json:"criuVersion"`
+	Kernel           string    `json:"kernel"`
+	Backend          string    `json:"backend"`
 
 	// Options are the CRIU options the dump used; a restore must use
 	// the same.

@@ -66,7 +66,8 @@ func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerResto
 // RestoreAs creates a new container called newName from the metadata of
 // the checkpoint name of container origName, and restores the
 // checkpoint into it: a clone, while the original may still run. If the
-// restore fails, the new container is removed again.
+// restore fails, the new container, and any volume it created, are
+// removed again.
 //
 // During any Docker restore, /etc/criu/runc.conf holds the dump's
 // options (and a log path); the original file is put back afterwards,
@@ -92,7 +93,26 @@ func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string, 
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := d.prepareMounts(ctx, dir, meta, rc)
+	// The image is checked first: nothing (a volume, a container) is
+	// created for a clone that cannot be made.
+	if _, err := d.cli.ImageInspect(ctx, meta.Image); cerrdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrImageNotFound, meta.Image)
+	} else if err != nil {
+		return nil, fmt.Errorf("inspect image %s: %w", meta.Image, err)
+	}
+	var undo cleanups
+	res, err := d.restoreClone(ctx, dir, meta, rc, newName, &undo)
+	if err != nil {
+		return nil, errors.Join(err, undo.run(context.WithoutCancel(ctx)))
+	}
+	return res, nil
+}
+
+// restoreClone creates the clone's volumes and container, applies the
+// layer and restores; undo collects what it created, for a failure.
+func (d *Docker) restoreClone(ctx context.Context, dir string, meta *Metadata, rc restoreConfig,
+	newName string, undo *cleanups) (*ContainerRestore, error) {
+	mounts, err := d.prepareMounts(ctx, dir, meta, rc, undo)
 	if err != nil {
 		return nil, err
 	}
@@ -100,17 +120,27 @@ func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string, 
 	if err != nil {
 		return nil, err
 	}
-	var res *ContainerRestore
-	err = d.applyLayer(ctx, id, dir)
-	if err == nil {
-		res, err = d.restoreInto(ctx, id, dir, meta)
+	// Removed before the volumes it uses (cleanups run last first).
+	undo.add(func(ctx context.Context) error {
+		return d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	})
+	if err := d.applyLayer(ctx, id, dir); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		rmErr := d.cli.ContainerRemove(context.WithoutCancel(ctx), id,
-			container.RemoveOptions{Force: true})
-		return nil, errors.Join(err, rmErr)
+	return d.restoreInto(ctx, id, dir, meta)
+}
+
+// cleanups undoes, last first, what a failed operation created.
+type cleanups []func(context.Context) error
+
+func (c *cleanups) add(f func(context.Context) error) { *c = append(*c, f) }
+
+func (c cleanups) run(ctx context.Context) error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		errs = append(errs, c[i](ctx))
 	}
-	return res, nil
+	return errors.Join(errs...)
 }
 
 func (d *Docker) loadCheckpoint(containerName, name string) (string, *Metadata, error) {
@@ -159,7 +189,8 @@ var ErrMountSourceMissing = errors.New("bind mount source missing")
 // prepareMounts resolves the clone's mounts: bind sources remapped and
 // checked to exist, named volumes created and filled from the
 // checkpoint where this host lacks them.
-func (d *Docker) prepareMounts(ctx context.Context, dir string, meta *Metadata, rc restoreConfig) ([]ContainerMount, error) {
+func (d *Docker) prepareMounts(ctx context.Context, dir string, meta *Metadata, rc restoreConfig,
+	undo *cleanups) ([]ContainerMount, error) {
 	out := make([]ContainerMount, 0, len(meta.Config.Mounts))
 	for _, m := range meta.Config.Mounts {
 		switch m.Type {
@@ -172,7 +203,7 @@ func (d *Docker) prepareMounts(ctx context.Context, dir string, meta *Metadata, 
 					m.Source, m.Destination, err)
 			}
 		case "volume":
-			if err := d.ensureVolume(ctx, dir, m.Source); err != nil {
+			if err := d.ensureVolume(ctx, dir, m.Source, undo); err != nil {
 				return nil, err
 			}
 		}
@@ -184,7 +215,7 @@ func (d *Docker) prepareMounts(ctx context.Context, dir string, meta *Metadata, 
 // ensureVolume creates the named volume if this host lacks it and fills
 // it from the checkpoint's volumes/NAME.tar, if the checkpoint has one.
 // An existing volume is used as it is.
-func (d *Docker) ensureVolume(ctx context.Context, dir, name string) error {
+func (d *Docker) ensureVolume(ctx context.Context, dir, name string, undo *cleanups) error {
 	if _, err := d.cli.VolumeInspect(ctx, name); err == nil {
 		return nil
 	} else if !cerrdefs.IsNotFound(err) {
@@ -194,6 +225,7 @@ func (d *Docker) ensureVolume(ctx context.Context, dir, name string) error {
 	if err != nil {
 		return fmt.Errorf("create volume %s: %w", name, err)
 	}
+	undo.add(func(ctx context.Context) error { return d.cli.VolumeRemove(ctx, name, true) })
 	return applyVolume(dir, name, v.Mountpoint)
 }
 

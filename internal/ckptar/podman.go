@@ -18,12 +18,24 @@ type Container struct {
 	// the image's ID.
 	Image   string
 	ImageID string
+	// Created is when the container was created, zero if unknown;
 	// Checkpointed is when the checkpoint was made.
+	Created      time.Time
 	Checkpointed time.Time
+	// Mounts are the container's binds and volumes.
+	Mounts []Mount
 	// Args is the command line of the container's first process.
 	Args     []string
 	Cwd      string
 	Hostname string
+}
+
+// Mount is one bind or volume of a container, as spec.dump lists it.
+type Mount struct {
+	Destination string
+	Type        string
+	Source      string
+	ReadOnly    bool
 }
 
 // podmanConfig has the fields and JSON names of Podman's config.dump
@@ -53,9 +65,18 @@ func ConfigDump(c Container) ([]byte, error) {
 		RootfsImageRef:  c.ImageID,
 		RootfsImageName: c.Image,
 		Runtime:         "runc",
-		CreatedTime:     c.Checkpointed,
+		CreatedTime:     created(c),
 		CheckpointedAt:  c.Checkpointed,
 	}, "", "  ")
+}
+
+// created is the container's creation time, the checkpoint's where the
+// metadata has none.
+func created(c Container) time.Time {
+	if c.Created.IsZero() {
+		return c.Checkpointed
+	}
+	return c.Created
 }
 
 // ociSpec is the part of an OCI runtime spec that spec.dump carries.
@@ -64,7 +85,15 @@ type ociSpec struct {
 	Process     ociProcess        `json:"process"`
 	Root        ociRoot           `json:"root"`
 	Hostname    string            `json:"hostname,omitempty"`
+	Mounts      []ociMount        `json:"mounts,omitempty"`
 	Annotations map[string]string `json:"annotations"`
+}
+
+type ociMount struct {
+	Destination string   `json:"destination"`
+	Type        string   `json:"type"`
+	Source      string   `json:"source"`
+	Options     []string `json:"options,omitempty"`
 }
 
 type ociProcess struct {
@@ -84,11 +113,22 @@ func SpecDump(c Container) ([]byte, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
+	var mounts []ociMount
+	for _, m := range c.Mounts {
+		opts := []string{"rbind", "rw"}
+		if m.ReadOnly {
+			opts[1] = "ro"
+		}
+		// Docker mounts volumes as binds of their host directories.
+		mounts = append(mounts, ociMount{Destination: m.Destination, Type: "bind",
+			Source: m.Source, Options: opts})
+	}
 	return json.MarshalIndent(ociSpec{
 		Version:  "1.0.2",
 		Process:  ociProcess{Args: c.Args, Cwd: cwd},
 		Root:     ociRoot{Path: "rootfs"},
 		Hostname: c.Hostname,
+		Mounts:   mounts,
 		Annotations: map[string]string{
 			"io.container.manager": Manager,
 			// checkpointctl 1.x takes the name of a container whose
