@@ -1,6 +1,9 @@
 package dockercr
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Backend runs one CRIU action. The built-in backends are
 // [RPCBackend] (criu swrk), [ExecBackend] (the criu command line) and
@@ -91,4 +94,24 @@ type Features struct {
 	// LazyPages is userfaultfd with non-cooperative events, needed by
 	// lazy restores.
 	LazyPages bool
+}
+
+// actions are the three kinds of work a built-in backend does.
+type actions interface {
+	version(ctx context.Context, req *Request) (*Response, error)
+	features(ctx context.Context, req *Request) (*Response, error)
+	dumpOrRestore(ctx context.Context, req *Request) (*Response, error)
+}
+
+// runAction sends req to the method of b for its action.
+func runAction(ctx context.Context, name string, b actions, req *Request) (*Response, error) {
+	switch req.Action {
+	case ActionVersion:
+		return b.version(ctx, req)
+	case ActionFeatures:
+		return b.features(ctx, req)
+	case ActionDump, ActionRestore:
+		return b.dumpOrRestore(ctx, req)
+	}
+	return nil, fmt.Errorf("%s backend: unknown action %q", name, req.Action)
 }

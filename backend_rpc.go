@@ -30,15 +30,7 @@ func RPCBackend() Backend { return rpcBackend{} }
 func (rpcBackend) Name() string { return "rpc" }
 
 func (b rpcBackend) Run(ctx context.Context, req *Request) (*Response, error) {
-	switch req.Action {
-	case ActionVersion:
-		return b.version(ctx, req)
-	case ActionFeatures:
-		return b.features(ctx, req)
-	case ActionDump, ActionRestore:
-		return b.dumpOrRestore(ctx, req)
-	}
-	return nil, fmt.Errorf("rpc backend: unknown action %q", req.Action)
+	return runAction(ctx, "rpc", b, req)
 }
 
 func (b rpcBackend) version(ctx context.Context, req *Request) (*Response, error) {

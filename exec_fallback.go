@@ -33,15 +33,7 @@ func ExecBackend() Backend { return execBackend{} }
 func (execBackend) Name() string { return "exec" }
 
 func (b execBackend) Run(ctx context.Context, req *Request) (*Response, error) {
-	switch req.Action {
-	case ActionVersion:
-		return b.version(ctx, req)
-	case ActionFeatures:
-		return b.features(ctx, req)
-	case ActionDump, ActionRestore:
-		return b.dumpOrRestore(ctx, req)
-	}
-	return nil, fmt.Errorf("exec backend: unknown action %q", req.Action)
+	return runAction(ctx, "exec", b, req)
 }
 
 func (b execBackend) version(ctx context.Context, req *Request) (*Response, error) {
