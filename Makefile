@@ -8,7 +8,15 @@ TEST_TIMEOUT ?= 40m
 
 # FUZZ_TARGETS lists fuzz tests as package:FuzzName entries, the package
 # spelled as go test takes it; each runs for FUZZTIME.
-FUZZ_TARGETS ?=
+FUZZ_TARGETS ?= \
+	.:FuzzClassifyMounts \
+	.:FuzzImportCheckpoint \
+	.:FuzzInspectImages \
+	.:FuzzReadMetadata \
+	.:FuzzValidateName \
+	./internal/ckptar:FuzzWalk \
+	./internal/criulog:FuzzRootCauses \
+	./internal/criuver:FuzzParse
 FUZZTIME ?= 10s
 
 # BENCH_PKGS are the benchmark packages; empty when there is no bench/ yet.
@@ -20,7 +28,7 @@ BENCHTIME ?= 3x
 BENCH_TIMEOUT ?= 60m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup vet test unit fuzz bench clean demo
+.PHONY: help setup vet test unit fuzz stress bench clean demo
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z]+:.*## / { printf "  %-6s %s\n", $$1, $$2 }' \
@@ -35,11 +43,12 @@ demo: setup ## setup, then checkpoint, restore and clone a counter container (ro
 vet: ## go vet ./...
 	$(GO) vet ./...
 
-test: setup vet ## setup, vet, then every test with integration required (root)
+test: setup vet ## setup, vet, every test with integration required, each fuzz target 5s (root)
 	@[ "$$(id -u)" = 0 ] || { echo "make test: run as root" >&2; exit 1; }
 	DOCKERCR_OLD_CRIU=$(PREFIX)/bin/criu-old \
 	DOCKERCR_REQUIRE_INTEGRATION=1 \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 unit: ## go test -short ./... (no setup, no root needed)
 	$(GO) test -short ./...
@@ -54,6 +63,11 @@ fuzz: ## run each of FUZZ_TARGETS for FUZZTIME
 		$(GO) test -run='^$$' -fuzz="^$$name$$" \
 			-fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
+
+stress: setup ## the load tests with DOCKERCR_STRESS=1: 500 checkpoint/restore cycles (root)
+	@[ "$$(id -u)" = 0 ] || { echo "make stress: run as root" >&2; exit 1; }
+	DOCKERCR_STRESS=1 DOCKERCR_REQUIRE_INTEGRATION=1 \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run '^TestLoad' ./integration/
 
 bench: ## run the benchmarks in BENCH_PKGS
 	@if [ -z "$(strip $(BENCH_PKGS))" ]; then \
