@@ -175,18 +175,14 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	info, err := d.inspect(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	if info.State == nil || !info.State.Running || info.State.Pid <= 0 {
-		return nil, fmt.Errorf("%w: %s", ErrContainerNotRunning, containerName(info))
-	}
-	release, err := d.cp.acquire("container:" + info.ID)
+	info, release, err := d.lockContainer(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	if info.State == nil || !info.State.Running || info.State.Pid <= 0 {
+		return nil, fmt.Errorf("%w: %s", ErrContainerNotRunning, containerName(info))
+	}
 	dir, err := d.prepareDir(containerName(info), name)
 	if err != nil {
 		return nil, err
@@ -230,6 +226,26 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 		FreezeTime:       freezeTime,
 		Frozen:           time.Since(start),
 	}, nil
+}
+
+// lockContainer marks the container ref busy for this Docker's
+// Checkpointer and inspects it under that mark, so that the state the
+// caller checks is not one an operation running meanwhile is changing.
+// A second operation on the container gets ErrBusy.
+func (d *Docker) lockContainer(ctx context.Context, ref string) (container.InspectResponse, func(), error) {
+	info, err := d.inspect(ctx, ref)
+	if err != nil {
+		return info, nil, err
+	}
+	release, err := d.cp.acquire("container:" + info.ID)
+	if err != nil {
+		return info, nil, err
+	}
+	if info, err = d.inspect(ctx, info.ID); err != nil {
+		release()
+		return info, nil, err
+	}
+	return info, release, nil
 }
 
 func (d *Docker) inspect(ctx context.Context, ref string) (container.InspectResponse, error) {

@@ -43,19 +43,15 @@ type ContainerRestore struct {
 // CRIU options reach runc through its configuration file; see
 // [Docker.RestoreAs] for that side effect.
 func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerRestore, error) {
-	info, err := d.inspect(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	if info.State != nil && info.State.Running {
-		return nil, fmt.Errorf("%w: %s; stop it before restoring in place",
-			ErrContainerRunning, containerName(info))
-	}
-	release, err := d.cp.acquire("container:" + info.ID)
+	info, release, err := d.lockContainer(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	if info.State != nil && info.State.Running {
+		return nil, fmt.Errorf("%w: %s; stop it before restoring in place",
+			ErrContainerRunning, containerName(info))
+	}
 	dir, meta, err := d.loadCheckpoint(containerName(info), name)
 	if err != nil {
 		return nil, err
@@ -308,8 +304,6 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	defer os.RemoveAll(staged)
 
 	logPath := filepath.Join(dir, RestoreLogName)
-	_ = os.Remove(logPath)
-	_ = os.Remove(filepath.Join(dir, "stats-restore"))
 	log := d.cp.cfg.logger
 	log.Debug("container restore: waiting for the runc configuration lock",
 		"container", id, "path", d.runcConf)
@@ -317,16 +311,27 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	if err != nil {
 		return nil, err
 	}
+
+	// Under the lock, so that two restores of one checkpoint (clones,
+	// say) neither remove nor read each other's log and statistics.
+	_ = os.Remove(logPath)
+	_ = os.Remove(filepath.Join(dir, "stats-restore"))
 	log.Debug("container restore: docker start --checkpoint", "container", id,
 		"checkpoint", cpName, "log", logPath)
 	start := time.Now()
 	err = d.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: cpName})
 	took := time.Since(start)
+	res := &ContainerRestore{ContainerID: id, Dir: dir, LogPath: logPath, Duration: took}
+	if err != nil {
+		err = d.restoreError(ctx, logPath, err)
+	} else if st, serr := readRestoreStats(dir); serr == nil {
+		res.Stats = st
+	}
 	if rerr := swap.restore(); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("put back %s: %w", d.runcConf, rerr))
 	}
 	if err != nil {
-		return nil, d.restoreError(ctx, logPath, err)
+		return nil, err
 	}
 	log.Debug("container restore done", "container", id, "took", took)
 
@@ -334,13 +339,9 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	if err != nil {
 		return nil, err
 	}
-	res := &ContainerRestore{ContainerID: id, ContainerName: containerName(info),
-		Dir: dir, LogPath: logPath, Duration: took}
+	res.ContainerName = containerName(info)
 	if info.State != nil {
 		res.PID = info.State.Pid
-	}
-	if st, err := readRestoreStats(dir); err == nil {
-		res.Stats = st
 	}
 	return res, nil
 }
