@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -638,6 +639,38 @@ func tFaultLogErrors(t *testing.T, path string) {
 		// The rlimit line is in every log and harmless (FIELD-NOTES).
 		if strings.Contains(line, "Error (") && !strings.Contains(line, "RLIMIT_NOFILE") {
 			t.Logf("criu: %s", line)
+		}
+	}
+}
+
+// tFaultNoTCPLock fails if iptables still holds a rule with which CRIU
+// locked a connection of the tcp workload p (its mark is 0xC114): such
+// a rule drops the connection's packets for good.
+func tFaultNoTCPLock(t *testing.T, p *proc) {
+	t.Helper()
+	lines := p.lines(t)
+	var port string
+	for _, f := range strings.Fields(lines[0]) {
+		if v, ok := strings.CutPrefix(f, "local="); ok {
+			_, port, _ = strings.Cut(v, ":")
+		}
+	}
+	if port == "" {
+		t.Fatalf("no local= address in the ready line %q", lines[0])
+	}
+	out, err := exec.Command("iptables", "-w", "-S").Output()
+	if err != nil {
+		t.Fatalf("iptables -S: %v", err)
+	}
+	for _, rule := range strings.Split(string(out), "\n") {
+		f := strings.Fields(rule)
+		if !strings.Contains(rule, "0xc114") {
+			continue
+		}
+		for i := 0; i+1 < len(f); i++ {
+			if (f[i] == "--sport" || f[i] == "--dport") && f[i+1] == port {
+				t.Fatalf("CRIU's lock of the connection is still in place: %s", rule)
+			}
 		}
 	}
 }

@@ -258,6 +258,7 @@ func tFaultCancelTCPCase(t *testing.T, c *dockercr.Checkpointer, b dockercr.Back
 		n = next
 	}
 	p.tRunning(t)
+	tFaultNoTCPLock(t, p)
 }
 
 // faultNoSpaceMiB is the workload dumped onto a 32 MiB tmpfs.
