@@ -128,7 +128,11 @@ func (b rpcBackend) call(ctx context.Context, req *Request, r *rpc.CriuReq, extr
 
 	resp, err := cl.Call(r, notify)
 	if err != nil {
-		_ = cl.Close()
+		// How criu ended ("signal: killed") says more than the broken
+		// channel alone.
+		if cerr := cl.Close(); cerr != nil {
+			err = fmt.Errorf("%w (%v)", err, cerr)
+		}
 		return nil, rpcFailure(ctx, req, logPath, cl.ExitCode(), err)
 	}
 	if resp.GetType() != r.GetType() {

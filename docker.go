@@ -216,7 +216,7 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 		err = errors.Join(err, terr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, exitedError(info, plan.pid, err)
 	}
 	return &ContainerCheckpoint{
 		CheckpointResult: *res,
@@ -518,4 +518,16 @@ func parseDockerTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
+}
+
+// exitedError says so when CRIU failed because the container's init
+// died during the dump (killed, or docker kill): CRIU 4.2.1 only logs
+// "si_code=2 si_pid=N si_status=9" and "N was killed by 9 unexpectedly".
+func exitedError(info container.InspectResponse, pid int, err error) error {
+	var ce *CRIUError
+	if !errors.As(err, &ce) || processExists(pid) == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s exited during the checkpoint: %w",
+		ErrContainerNotRunning, containerName(info), err)
 }

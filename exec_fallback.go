@@ -144,8 +144,9 @@ func (execBackend) run(ctx context.Context, req *Request, args []string, files [
 		err = errors.Join(ErrCRIUNotFound, err)
 	case ctx.Err() != nil:
 		err = fmt.Errorf("stopped: %w", context.Cause(ctx))
-	case errors.As(err, &exitErr):
+	case errors.As(err, &exitErr) && exitErr.Exited():
 		// ExitCode carries it; repeating "exit status 1" says nothing.
+		// A signal ("signal: killed") is kept: ExitCode only says -1.
 		err = nil
 	}
 	exit := 0

@@ -2,6 +2,7 @@ package dockercr
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"time"
 )
@@ -28,8 +29,10 @@ type RestoreResult struct {
 //
 // Options that describe the tree's resources (TCP, file locks, shell
 // job, external mounts, inherited descriptors, root, cgroups) must match
-// what the dump used. If ctx is cancelled, criu is killed; a tree it had
-// begun to create is killed with it.
+// what the dump used. If the restore fails or ctx is cancelled, criu is
+// killed, and so is every process of the checkpoint's tree that came up
+// during the restore (they leave criu's process group early, and would
+// otherwise wait for the dead criu for good, holding their PIDs).
 func (c *Checkpointer) Restore(ctx context.Context, dir string) (*RestoreResult, error) {
 	dir = cleanAbs(dir)
 	release, err := c.acquire("dir:" + dir)
@@ -49,11 +52,15 @@ func (c *Checkpointer) Restore(ctx context.Context, dir string) (*RestoreResult,
 		return nil, err
 	}
 
+	forked, err := watchForked(images)
+	if err != nil {
+		return nil, err
+	}
 	req := c.request(ActionRestore, images, dir)
 	start := time.Now()
 	resp, err := c.runTimed(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, forked.kill())
 	}
 	took := time.Since(start)
 
