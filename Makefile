@@ -64,10 +64,10 @@ fuzz: ## run each of FUZZ_TARGETS for FUZZTIME
 			-fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
 
-stress: setup ## the load tests with DOCKERCR_STRESS=1: 500 checkpoint/restore cycles (root)
+stress: setup ## load and fault tests with DOCKERCR_STRESS=1: 500 cycles, more fault points (root)
 	@[ "$$(id -u)" = 0 ] || { echo "make stress: run as root" >&2; exit 1; }
 	DOCKERCR_STRESS=1 DOCKERCR_REQUIRE_INTEGRATION=1 \
-		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run '^TestLoad' ./integration/
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run '^Test(Load|Fault)' ./integration/
 
 bench: ## run the benchmarks in BENCH_PKGS
 	@if [ -z "$(strip $(BENCH_PKGS))" ]; then \

@@ -126,7 +126,7 @@ func ReadMetadata(dir string) (*Metadata, error) {
 	}
 	var m Metadata
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s in %s: %w", MetadataName, dir, err)
+		return nil, &ImageError{File: filepath.Join(dir, MetadataName), Reason: err.Error(), Err: err}
 	}
 	if m.Format != metadataFormat {
 		return nil, fmt.Errorf("%s in %s: format %d, this library reads %d",
