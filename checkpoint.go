@@ -99,7 +99,8 @@ type dumpHooks struct {
 	beforeCommit func(stagedDir string, res *CheckpointResult) error
 }
 
-func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hooks dumpHooks) (*CheckpointResult, error) {
+func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string,
+	hooks dumpHooks) (*CheckpointResult, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("%w: pid %d", ErrProcessNotFound, pid)
 	}
@@ -145,7 +146,8 @@ func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string, hook
 
 // runDump runs CRIU and commits the staged directory. dumped reports
 // whether CRIU succeeded, even when a later step failed.
-func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *stagedDir, hooks dumpHooks) (_ *CheckpointResult, dumped bool, _ error) {
+func (c *Checkpointer) runDump(ctx context.Context, req *Request, staged *stagedDir,
+	hooks dumpHooks) (_ *CheckpointResult, dumped bool, _ error) {
 	start := time.Now()
 	resp, err := c.runTimed(ctx, req)
 	if err != nil {

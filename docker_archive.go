@@ -18,7 +18,8 @@ const importsDirName = ".imports"
 // Export writes the checkpoint name of containerName to w as one
 // archive (see [ExportCheckpoint]): images, logs, metadata and, unless
 // [WithoutRootfs], the captured writable layer.
-func (d *Docker) Export(ctx context.Context, containerName, name string, w io.Writer, opts ...ArchiveOption) (*ArchiveSummary, error) {
+func (d *Docker) Export(ctx context.Context, containerName, name string, w io.Writer,
+	opts ...ArchiveOption) (*ArchiveSummary, error) {
 	dir, err := d.Dir(containerName, name)
 	if err != nil {
 		return nil, err

@@ -70,7 +70,8 @@ func (d *Docker) Restore(ctx context.Context, ref, name string) (*ContainerResto
 // and restores by this library wait for each other. Other runc
 // checkpoints or restores on the host in that window see the same
 // options.
-func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string, opts ...RestoreOption) (*ContainerRestore, error) {
+func (d *Docker) RestoreAs(ctx context.Context, origName, name, newName string,
+	opts ...RestoreOption) (*ContainerRestore, error) {
 	if err := ValidateName(newName); err != nil {
 		return nil, fmt.Errorf("new container %w", err)
 	}
@@ -245,7 +246,8 @@ func (d *Docker) applyLayer(ctx context.Context, id, dir string) error {
 
 // createClone creates, without starting it, a container like the one
 // meta describes, with the given mounts.
-func (d *Docker) createClone(ctx context.Context, meta *Metadata, mounts []ContainerMount, newName string) (string, error) {
+func (d *Docker) createClone(ctx context.Context, meta *Metadata, mounts []ContainerMount,
+	newName string) (string, error) {
 	c := meta.Config
 	cfg := &container.Config{
 		Image:      meta.Image,
