@@ -323,6 +323,11 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	start := time.Now()
 	err = d.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: cpName})
 	took := time.Since(start)
+	if n, cerr := removeContainerdCopies(filepath.Join(dir, ImagesDirName), start); cerr != nil {
+		log.Debug("container restore: containerd's copy of the images not removed", "err", cerr)
+	} else {
+		log.Debug("container restore: removed containerd's copies of the images", "count", n)
+	}
 	res := &ContainerRestore{ContainerID: id, Dir: dir, LogPath: logPath, Duration: took}
 	if err != nil {
 		err = d.restoreError(ctx, logPath, err)

@@ -446,3 +446,20 @@ func dockerRandom() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// tDockerNoContainerdCopy fails if a copy of the checkpoint in dir is
+// left in /tmp/ctrd-checkpoint*: containerd 1.6 unpacks every
+// checkpoint it restores there and never removes it; the library must.
+func tDockerNoContainerdCopy(t *testing.T, dir string) {
+	t.Helper()
+	want, err := os.ReadFile(filepath.Join(dir, "images", "inventory.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies, _ := filepath.Glob("/tmp/ctrd-checkpoint*/inventory.img")
+	for _, c := range copies {
+		if got, err := os.ReadFile(c); err == nil && bytes.Equal(got, want) {
+			t.Errorf("containerd's copy of the checkpoint is left in %s", filepath.Dir(c))
+		}
+	}
+}

@@ -57,6 +57,7 @@ func dockerCounterCase(t *testing.T, b dockercr.Backend) {
 		t.Fatal(err)
 	}
 	tDockerRuncConfUnchanged(t)
+	tDockerNoContainerdCopy(t, r.Dir)
 	t.Logf("restore in place took %v", r.Duration)
 	if pid := c.tState(t).Pid; r.ContainerID != c.ID || r.PID != pid || pid <= 0 {
 		t.Errorf("restore reports %s pid %d, docker says %s pid %d",
@@ -71,6 +72,7 @@ func dockerCounterCase(t *testing.T, b dockercr.Backend) {
 		t.Fatal(err)
 	}
 	tDockerRuncConfUnchanged(t)
+	tDockerNoContainerdCopy(t, r.Dir)
 	t.Logf("restore as clone took %v", r.Duration)
 	clone := f.tAttach(t, cloneName, "counter")
 	if r.ContainerID != clone.ID {
