@@ -26,10 +26,14 @@ type ContainerRestore struct {
 	PID int
 	// Dir is the checkpoint restored from; LogPath is CRIU's log of
 	// the restore, captured from Docker's runc.
-	Dir      string
-	LogPath  string
-	Stats    RestoreStats
+	Dir     string
+	LogPath string
+	Stats   RestoreStats
+	// Duration is how long Docker's start from the checkpoint took;
+	// LockWait how long the restore first waited for the host-wide
+	// runc.conf lock, held by other restores.
 	Duration time.Duration
+	LockWait time.Duration
 }
 
 // Restore starts the stopped container ref from its checkpoint name,
@@ -305,32 +309,42 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 		"dir", staged, "copied files", copied)
 	defer os.RemoveAll(staged)
 
-	logPath := filepath.Join(dir, RestoreLogName)
-	log := d.cp.cfg.logger
-	log.Debug("container restore: waiting for the runc configuration lock",
-		"container", id, "path", d.runcConf)
-	swap, err := swapRuncConf(ctx, d.runcConf, runcLines(meta, dir))
+	// CRIU's work directory for the restore is a hidden sibling of the
+	// checkpoint: runc.conf is global, so a runc checkpoint someone else
+	// makes meanwhile writes its statistics there, not over the
+	// checkpoint's own stats-dump.
+	work, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".restore-")
 	if err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(work)
 
-	// Under the lock, so that two restores of one checkpoint (clones,
-	// say) neither remove nor read each other's log and statistics.
-	_ = os.Remove(logPath)
-	_ = os.Remove(filepath.Join(dir, "stats-restore"))
+	log := d.cp.cfg.logger
+	log.Debug("container restore: waiting for the runc configuration lock",
+		"container", id, "path", d.runcConf)
+	waitStart := time.Now()
+	swap, err := swapRuncConf(ctx, d.runcConf, runcLines(meta, work))
+	if err != nil {
+		return nil, err
+	}
+	res := &ContainerRestore{ContainerID: id, Dir: dir,
+		LogPath: filepath.Join(dir, RestoreLogName), LockWait: time.Since(waitStart)}
+
 	log.Debug("container restore: docker start --checkpoint", "container", id,
-		"checkpoint", cpName, "log", logPath)
+		"checkpoint", cpName, "waited for the lock", res.LockWait)
 	start := time.Now()
 	err = d.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: cpName})
-	took := time.Since(start)
+	res.Duration = time.Since(start)
 	if n, cerr := removeContainerdCopies(filepath.Join(dir, ImagesDirName), start); cerr != nil {
 		log.Debug("container restore: containerd's copy of the images not removed", "err", cerr)
 	} else {
 		log.Debug("container restore: removed containerd's copies of the images", "count", n)
 	}
-	res := &ContainerRestore{ContainerID: id, Dir: dir, LogPath: logPath, Duration: took}
+	// Under the lock, so that two restores of one checkpoint (clones,
+	// say) do not mix their logs.
+	keepRestoreFiles(work, dir)
 	if err != nil {
-		err = d.restoreError(ctx, logPath, err)
+		err = d.restoreError(ctx, res.LogPath, err)
 	} else if st, serr := readRestoreStats(dir); serr == nil {
 		res.Stats = st
 	}
@@ -340,7 +354,7 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("container restore done", "container", id, "took", took)
+	log.Debug("container restore done", "container", id, "took", res.Duration)
 
 	info, err := d.inspect(ctx, id)
 	if err != nil {
@@ -351,6 +365,16 @@ func (d *Docker) restoreInto(ctx context.Context, id, dir string, meta *Metadata
 		res.PID = info.State.Pid
 	}
 	return res, nil
+}
+
+// keepRestoreFiles moves CRIU's restore log and statistics from the
+// restore's work directory into the checkpoint, replacing older ones.
+func keepRestoreFiles(work, dir string) {
+	for _, name := range []string{RestoreLogName, "stats-restore"} {
+		dst := filepath.Join(dir, name)
+		_ = os.Remove(dst)
+		_ = os.Rename(filepath.Join(work, name), dst)
+	}
 }
 
 // restoreError turns Docker's reply into a CRIUError that carries the
@@ -366,11 +390,11 @@ func (d *Docker) restoreError(ctx context.Context, logPath string, err error) er
 }
 
 // runcLines renders the CRIU options a restore of meta needs for runc.
-// The log and the statistics go to the checkpoint directory, so a
-// failure's cause survives containerd removing its work directory.
-func runcLines(meta *Metadata, dir string) []string {
+// The log and the statistics go to work, a directory of ours, so a
+// failure's cause survives containerd removing its own work directory.
+func runcLines(meta *Metadata, work string) []string {
 	o := meta.Options
-	lines := []string{"log-file " + filepath.Join(dir, RestoreLogName), "work-dir " + dir}
+	lines := []string{"log-file " + filepath.Join(work, RestoreLogName), "work-dir " + work}
 	flags := []struct {
 		on   bool
 		name string

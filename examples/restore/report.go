@@ -25,6 +25,7 @@ type result struct {
 	RestoreUs     int64  `json:"restoreUs"`
 	PagesRestored uint64 `json:"pagesRestored"`
 	DockerStartUs int64  `json:"dockerStartUs"`
+	LockWaitUs    int64  `json:"lockWaitUs"`
 	WallUs        int64  `json:"wallUs"`
 }
 
@@ -46,6 +47,7 @@ func report(w io.Writer, res *dockercr.ContainerRestore, clone bool,
 			RestoreUs:     st.RestoreTime.Microseconds(),
 			PagesRestored: st.PagesRestored,
 			DockerStartUs: res.Duration.Microseconds(),
+			LockWaitUs:    res.LockWait.Microseconds(),
 			WallUs:        wall.Microseconds(),
 		})
 	}
@@ -59,10 +61,11 @@ func report(w io.Writer, res *dockercr.ContainerRestore, clone bool,
   log:      %s
   times:    forking %v, restore %v
   pages:    %d restored
-  took:     %v docker start, %v wall
+  took:     %v docker start, %v waiting for other restores, %v wall
 `, res.ContainerName, res.ContainerID, how, res.PID, res.Dir, res.LogPath,
 		st.ForkingTime, st.RestoreTime, st.PagesRestored,
-		res.Duration.Round(time.Millisecond), wall.Round(time.Millisecond))
+		res.Duration.Round(time.Millisecond), res.LockWait.Round(time.Millisecond),
+		wall.Round(time.Millisecond))
 	return err
 }
 
