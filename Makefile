@@ -18,6 +18,10 @@ FUZZ_TARGETS ?= \
 	./internal/criulog:FuzzRootCauses \
 	./internal/criuver:FuzzParse
 FUZZTIME ?= 10s
+# FUZZMINIMIZE bounds the minimisation of each new interesting input;
+# at Go's default (60 s) a short run of a slow target (an import that
+# writes files) spends all its time minimising seeds.
+FUZZMINIMIZE ?= 100x
 
 # BENCH_PKGS are the benchmark packages; empty when there is no bench/ yet.
 BENCH_PKGS ?= $(if $(wildcard bench/*),./bench/...)
@@ -61,7 +65,7 @@ fuzz: ## run each of FUZZ_TARGETS for FUZZTIME
 		pkg=$${t%%:*}; name=$${t#*:}; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$name$$" \
-			-fuzztime=$(FUZZTIME) "$$pkg"; \
+			-fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) "$$pkg"; \
 	done
 
 stress: setup ## load and fault tests with DOCKERCR_STRESS=1: 500 cycles, more fault points (root)

@@ -358,7 +358,7 @@ go_modules() {
 	local go
 	go=$(command -v go || true)
 	[ -n "$go" ] || [ ! -x /usr/local/go/bin/go ] || go=/usr/local/go/bin/go
-	[ -n "$go" ] || die "no Go toolchain on PATH or in /usr/local/go; install Go >= 1.24"
+	[ -n "$go" ] || die "no Go toolchain on PATH or in /usr/local/go; install Go >= 1.26 (go.mod)"
 
 	log "go mod download ($("$go" env GOVERSION))"
 	(cd "$ROOT" && "$go" mod download) || die "go mod download failed"
@@ -376,7 +376,7 @@ install_checkpointctl() {
 	local go bin="$DOCKERCR_PREFIX/bin/checkpointctl"
 	go=$(command -v go || true)
 	[ -n "$go" ] || [ ! -x /usr/local/go/bin/go ] || go=/usr/local/go/bin/go
-	[ -n "$go" ] || die "no Go toolchain on PATH or in /usr/local/go; install Go >= 1.24"
+	[ -n "$go" ] || die "no Go toolchain on PATH or in /usr/local/go; install Go >= 1.26 (go.mod)"
 
 	if [ -x "$bin" ] && "$go" version -m "$bin" 2>/dev/null |
 		awk '$1 == "mod" && $2 == "github.com/checkpoint-restore/checkpointctl" { print $3 }' |
