@@ -83,5 +83,11 @@ func (d *Docker) RemoveCheckpoint(containerName, name string) error {
 	if _, err := ReadMetadata(dir); err != nil {
 		return err
 	}
-	return os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	// The container's folder goes too once it holds nothing; os.Remove
+	// refuses a folder that is not empty.
+	_ = os.Remove(filepath.Dir(dir))
+	return nil
 }

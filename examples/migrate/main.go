@@ -30,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func main() {
 	tcp := flag.Bool("tcp-established", false, "dump established TCP connections")
 	removeOrig := flag.Bool("remove-original", false, "remove the source container and its checkpoint before the import")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] CONTAINER NEWNAME\n", os.Args[0])
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: migrate [flags] CONTAINER NEWNAME")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -150,7 +151,11 @@ func (m *migration) export(ctx context.Context, d *dockercr.Docker) (string, err
 	if err != nil {
 		return "", err
 	}
+	// A progress bar only where someone watches it.
 	bar := progressbar.DefaultBytes(-1, "export")
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = progressbar.DefaultBytesSilent(-1, "export")
+	}
 	sum, err := d.Export(ctx, m.container, m.name, f,
 		dockercr.WithCompression(m.compression),
 		dockercr.WithProgress(func(p dockercr.Progress) {
