@@ -56,6 +56,9 @@ func (c *Checkpointer) Restore(ctx context.Context, dir string) (*RestoreResult,
 	if err != nil {
 		return nil, err
 	}
+	if err := forked.checkPIDsFree(); err != nil {
+		return nil, err
+	}
 	req := c.request(ActionRestore, images, dir)
 	start := time.Now()
 	resp, err := c.runTimed(ctx, req)

@@ -61,3 +61,30 @@ func pidInUse(pid int) bool {
 	state, err := procState(pid)
 	return err == nil && state != 'Z' && state != 'X'
 }
+
+// ErrPIDInUse means a process of the checkpoint's tree cannot get its
+// PID back because another process, or a zombie its parent has not
+// reaped, holds it. CRIU restores a tree with the PIDs it had.
+var ErrPIDInUse = errors.New("pid of the checkpoint in use")
+
+// checkPIDsFree fails with ErrPIDInUse, naming the holder, when a PID of
+// the tree is taken, instead of CRIU's "Can't fork for PID: File
+// exists". A tree dumped in a PID namespace of its own (its root is
+// PID 1) is restored into a new one and needs no host PID.
+func (f *forkedTasks) checkPIDsFree() error {
+	if len(f.pids) == 0 || f.pids[0] == 1 {
+		return nil
+	}
+	for _, pid := range f.pids {
+		state, err := procState(pid)
+		if err != nil {
+			continue
+		}
+		if state == 'Z' {
+			return fmt.Errorf("%w: pid %d is a zombie that its parent (pid %d) has not reaped",
+				ErrPIDInUse, pid, parentPID(pid))
+		}
+		return fmt.Errorf("%w: pid %d is taken by a running process", ErrPIDInUse, pid)
+	}
+	return nil
+}
