@@ -26,10 +26,12 @@ func (d *Docker) Checkpoints(containerName string) ([]StoredCheckpoint, error) {
 		return nil, fmt.Errorf("container %w", err)
 	}
 	parent := filepath.Join(d.base, containerName)
-	entries, err := os.ReadDir(parent)
-	if errors.Is(err, fs.ErrNotExist) {
+	if err := plainDirs(d.base, parent); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
+	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +67,11 @@ func (d *Docker) RemoveCheckpoint(containerName, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := plainDirs(d.base, filepath.Dir(dir)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrCheckpointNotFound, dir)
+	} else if err != nil {
+		return err
+	}
 	failed := filepath.Join(filepath.Dir(dir), "."+name+failedSuffix)
 	if err := os.RemoveAll(failed); err != nil {
 		return err
@@ -89,5 +96,21 @@ func (d *Docker) RemoveCheckpoint(containerName, name string) error {
 	// The container's folder goes too once it holds nothing; os.Remove
 	// refuses a folder that is not empty.
 	_ = os.Remove(filepath.Dir(dir))
+	return nil
+}
+
+// plainDirs fails with ErrUnsafeDir unless each path is a directory and
+// not a symbolic link, so that listing or removing never acts on what a
+// link points to.
+func plainDirs(paths ...string) error {
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%w: %s is not a plain directory", ErrUnsafeDir, p)
+		}
+	}
 	return nil
 }

@@ -94,7 +94,7 @@ func (o *orchestrator) checkpointOne(ctx context.Context, ref, name string) {
 		"backend", res.Backend, "frozen", res.Stats.FrozenTime,
 		"pages", res.Stats.PagesWritten, "took", time.Since(start).Round(time.Millisecond))
 
-	removed, err := prune(o.base, res.ContainerName, o.keep)
+	removed, err := prune(o.docker, res.ContainerName, o.keep)
 	for _, r := range removed {
 		o.log.Info("removed old checkpoint", "container", res.ContainerName, "name", r)
 	}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/docker-cr/dockercr"
 )
 
 func TestPrune(t *testing.T) {
@@ -24,7 +28,7 @@ func TestPrune(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			base, outside := tLayout(t)
 
-			removed, err := prune(base, "c1", tt.keep)
+			removed, err := prune(tDocker(t, base), "c1", tt.keep)
 			if err != nil {
 				t.Fatalf("prune: %v", err)
 			}
@@ -49,11 +53,27 @@ func TestPruneRefusesSymlinkedContainerDir(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := prune(base, "c2", 1); err == nil {
+	if _, err := prune(tDocker(t, base), "c2", 1); err == nil {
 		t.Fatal("prune through a symlinked container dir succeeded")
 	}
 	tRequireExists(t, filepath.Join(base, "c1", "auto-20260101T000000.000Z"))
 	tRequireExists(t, filepath.Join(outside, "checkpoint.json"))
+}
+
+// tDocker is a Docker integration on base; listing and removing
+// checkpoints talk to no daemon.
+func tDocker(t *testing.T, base string) *dockercr.Docker {
+	t.Helper()
+	cp, err := dockercr.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dockercr.NewDocker(cp, dockercr.WithCheckpointBase(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
 }
 
 // tLayout makes base/c1 with four checkpoints of this program, one made
@@ -63,27 +83,35 @@ func TestPruneRefusesSymlinkedContainerDir(t *testing.T) {
 func tLayout(t *testing.T) (base, outside string) {
 	t.Helper()
 	base, outside = t.TempDir(), t.TempDir()
-	for _, n := range []string{"auto-20260101T000000.000Z", "auto-20260101T000001.000Z",
+	for i, n := range []string{"auto-20260101T000000.000Z", "auto-20260101T000001.000Z",
 		"auto-20260101T000002.000Z", "auto-20260102T000000.000Z", "checkpoint1",
 		".auto-20250101T000000.000Z.failed", "auto-bad"} {
-		tCheckpoint(t, filepath.Join(base, "c1", n))
+		tCheckpoint(t, filepath.Join(base, "c1", n), n, i)
 	}
 	if err := os.MkdirAll(filepath.Join(base, "c1", "auto-20250101T000000.000Z"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	tCheckpoint(t, outside)
+	tCheckpoint(t, outside, "auto-20250102T000000.000Z", 0)
 	if err := os.Symlink(outside, filepath.Join(base, "c1", "auto-20250102T000000.000Z")); err != nil {
 		t.Fatal(err)
 	}
 	return base, outside
 }
 
-func tCheckpoint(t *testing.T, dir string) {
+// tCheckpoint writes the metadata of a checkpoint called name, the i-th
+// made.
+func tCheckpoint(t *testing.T, dir, name string, i int) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "checkpoint.json"), []byte("{}"), 0o600); err != nil {
+	meta := dockercr.Metadata{Format: 1, ContainerName: "c1", Checkpoint: name,
+		Created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, dockercr.MetadataName), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
