@@ -99,7 +99,7 @@ func benchLibCheckpoint(b *testing.B, e *benchEnv, c *benchContainer, method str
 		}
 		results.pairLast(k, pair)
 	}
-	reportRate(b, c.mib)
+	reportRate(b, float64(c.mib))
 }
 
 // timedRawDump runs one raw dump into dir, removes it and returns how
@@ -128,7 +128,7 @@ func benchRawCheckpoint(b *testing.B, e *benchEnv, c *benchContainer) {
 		measure(b, k, func() (time.Duration, error) { return 0, raw.run(b.Context()) })
 		untimed(b, "remove raw dump", func() error { return os.RemoveAll(dir) })
 	}
-	reportRate(b, c.mib)
+	reportRate(b, float64(c.mib))
 }
 
 func benchDockerCheckpoint(b *testing.B, e *benchEnv, c *benchContainer) {
@@ -144,5 +144,5 @@ func benchDockerCheckpoint(b *testing.B, e *benchEnv, c *benchContainer) {
 				checkpoint.DeleteOptions{CheckpointID: name})
 		})
 	}
-	reportRate(b, c.mib)
+	reportRate(b, float64(c.mib))
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -38,6 +39,8 @@ type series map[key][]sample
 type collector struct {
 	mu sync.Mutex
 	m  series
+	// bytes are sizes measured beside the times (see [report]).
+	bytes map[key]int64
 }
 
 var results collector
@@ -60,15 +63,46 @@ func (c *collector) pairLast(k key, pair time.Duration) {
 	}
 }
 
-func (c *collector) snapshot() series {
+// setBytes records the size n under k.
+func (c *collector) setBytes(k key, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bytes == nil {
+		c.bytes = make(map[key]int64)
+	}
+	c.bytes[k] = n
+}
+
+// report is what the summary is printed from.
+type report struct {
+	samples series
+	// bytes holds, for the archive benchmark, the size of the
+	// checkpoint directory (method sizeDir) and of each kind of
+	// archive (the method that wrote it).
+	bytes map[key]int64
+}
+
+func (c *collector) snapshot() report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(series, len(c.m))
 	for k, v := range c.m {
 		out[k] = slices.Clone(v)
 	}
-	return out
+	return report{samples: out, bytes: maps.Clone(c.bytes)}
 }
+
+// rateMiB is what one operation of op at size mib moves, for its MiB/s:
+// the workload's nominal size, or for archives the checkpoint
+// directory's (0 if unknown).
+func (r report) rateMiB(op string, mib int) float64 {
+	if op != opArchive {
+		return float64(mib)
+	}
+	return mibOf(r.bytes[key{op: opArchive, mib: mib, method: sizeDir}])
+}
+
+func mibOf(n int64) float64 { return float64(n) / (1 << 20) }
 
 // ratio is one line of the summary: num's median over den's, and the
 // target it is held against (0 for none).
@@ -85,6 +119,8 @@ var (
 	summaryMethods = map[string][]string{
 		opCheckpoint: {methodRPC, methodExec, methodRaw, methodDocker},
 		opRestore:    {methodLib, methodDocker},
+		opArchive: {methodExportZstd, methodExportNone, methodTarC,
+			methodImportZstd, methodImportNone, methodTarX, methodTarXSync},
 	}
 	summaryRatios = map[string][]ratio{
 		opCheckpoint: {
@@ -93,6 +129,14 @@ var (
 			{num: methodDocker, den: methodRPC, target: 20},
 		},
 		opRestore: {{num: methodDocker, den: methodLib}},
+		opArchive: {
+			{num: methodExportZstd, den: methodTarC},
+			{num: methodExportNone, den: methodTarC},
+			{num: methodImportZstd, den: methodTarX},
+			{num: methodImportNone, den: methodTarX},
+			{num: methodImportZstd, den: methodTarXSync},
+			{num: methodImportNone, den: methodTarXSync},
+		},
 	}
 	innerLabel = map[string]string{
 		opCheckpoint: "criu run",
@@ -101,8 +145,8 @@ var (
 )
 
 // printSummary writes the medians and ratios of every size measured.
-func printSummary(w io.Writer, all series) {
-	if len(all) == 0 {
+func printSummary(w io.Writer, r report) {
+	if len(r.samples) == 0 {
 		return
 	}
 	fmt.Fprint(w, `
@@ -111,14 +155,37 @@ The part the library timed itself and the rest are medians of their own.
 Ratios are of medians; "paired" is the median of each library checkpoint
 over a raw criu dump run right before or after it (alternating), which
 cancels the drift of a loaded machine's speed between benchmarks.
+Every timed restore and archive operation starts after an untimed
+sync(2), so that none pays for the writeback of an earlier step.
+Archive MiB/s are of the checkpoint directory's size; tar-x-sync is
+tar -x followed by sync(2), as import fsyncs every file it writes.
 `)
-	for _, op := range []string{opCheckpoint, opRestore} {
-		for _, mib := range measuredSizes(all, op) {
+	for _, op := range []string{opCheckpoint, opRestore, opArchive} {
+		for _, mib := range measuredSizes(r.samples, op) {
 			fmt.Fprintf(w, "%s, %d MiB workload:\n", op, mib)
-			med := printMethods(w, all, op, mib)
-			printRatios(w, all, op, mib, med)
+			if op == opArchive {
+				printArchiveSizes(w, r, mib)
+			}
+			med := printMethods(w, r, op, mib)
+			printRatios(w, r.samples, op, mib, med)
 		}
 	}
+}
+
+// printArchiveSizes writes the size of the checkpoint directory, of
+// each archive, and the zstd compression ratio: the uncompressed
+// archive's size over the zstd one's, the same tar stream.
+func printArchiveSizes(w io.Writer, r report, mib int) {
+	size := func(method string) int64 {
+		return r.bytes[key{op: opArchive, mib: mib, method: method}]
+	}
+	dir, zstd, none := size(sizeDir), size(methodExportZstd), size(methodExportNone)
+	fmt.Fprintf(w, "  checkpoint directory %.1f MiB; archive none %.1f MiB, zstd %.1f MiB",
+		mibOf(dir), mibOf(none), mibOf(zstd))
+	if zstd > 0 && none > 0 {
+		fmt.Fprintf(w, " (compression %.2fx)", float64(none)/float64(zstd))
+	}
+	fmt.Fprintln(w)
 }
 
 func measuredSizes(all series, op string) []int {
@@ -134,16 +201,16 @@ func measuredSizes(all series, op string) []int {
 
 // printMethods writes one line per measured method and returns the
 // medians.
-func printMethods(w io.Writer, all series, op string, mib int) map[string]time.Duration {
+func printMethods(w io.Writer, r report, op string, mib int) map[string]time.Duration {
 	med := make(map[string]time.Duration)
 	for _, m := range summaryMethods[op] {
-		s := all[key{op: op, mib: mib, method: m}]
+		s := r.samples[key{op: op, mib: mib, method: m}]
 		if len(s) == 0 {
 			continue
 		}
 		med[m] = median(totals(s))
-		fmt.Fprintf(w, "  %-9s %9.3fs  n=%d  %8.1f MiB/s", m, med[m].Seconds(), len(s),
-			float64(mib)/med[m].Seconds())
+		fmt.Fprintf(w, "  %-11s %9.3fs  n=%d  %8.1f MiB/s", m, med[m].Seconds(), len(s),
+			r.rateMiB(op, mib)/med[m].Seconds())
 		if in := median(inners(s)); in > 0 {
 			fmt.Fprintf(w, "  (%s %.3fs, rest %.3fs)", innerLabel[op],
 				in.Seconds(), median(rests(s)).Seconds())
