@@ -151,9 +151,13 @@ func (m *migration) export(ctx context.Context, d *dockercr.Docker) (string, err
 	if err != nil {
 		return "", err
 	}
-	// A progress bar only where someone watches it.
-	bar := progressbar.DefaultBytes(-1, "export")
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
+	// A progress bar only where someone watches it. The bar is made
+	// once: an unbounded one starts drawing a spinner as soon as it
+	// exists.
+	var bar *progressbar.ProgressBar
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = progressbar.DefaultBytes(-1, "export")
+	} else {
 		bar = progressbar.DefaultBytesSilent(-1, "export")
 	}
 	sum, err := d.Export(ctx, m.container, m.name, f,
