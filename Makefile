@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 40m
 # FUZZ_SCALE: EXECS is about what 5 s gives on the 2-core test machine.
 # The budget is a count, not a duration: with a duration, Go before 1.27
 # can fail a clean run with "context deadline exceeded" as the time runs
-# out (go.dev/issue/75804; seen here on FuzzClassifyMounts).
+# out (Go issue 75804; seen here on FuzzClassifyMounts).
 FUZZ_TARGETS ?= \
 	.:FuzzClassifyMounts:30000 \
 	.:FuzzImportCheckpoint:1000 \
