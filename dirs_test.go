@@ -2,12 +2,13 @@ package dockercr
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/docker-cr/dockercr/internal/modes"
 )
 
 // tListDir returns the names in dir, sorted.
@@ -184,25 +185,12 @@ func TestAbort(t *testing.T) {
 // tModes walks root and fails unless dirs are 0700 and files 0600.
 func tModes(t *testing.T, root string) {
 	t.Helper()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		}
-		if info.Mode().Perm() != want {
-			t.Errorf("%s has mode %v, want %v", path, info.Mode().Perm(), want)
-		}
-		return nil
-	})
+	bad, err := modes.Violations(root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, line := range bad {
+		t.Error(line)
 	}
 }
 

@@ -7,36 +7,40 @@ import (
 	"strconv"
 )
 
-// procState returns the one-letter state of pid from /proc/PID/stat:
-// R, S, D, T (stopped), t (traced), Z (zombie) and so on.
-func procState(pid int) (byte, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces and parentheses; the state is
-	// the first field after its last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	return b[i+2], nil
+// procStat is what the package reads from /proc/PID/stat.
+type procStat struct {
+	// State is the one-letter state: R, S, D, T (stopped), t (traced),
+	// Z (zombie) and so on.
+	State byte
+	// PPID is the parent's PID, 0 if the field does not parse.
+	PPID int
 }
 
-// parentPID returns the parent of pid from /proc/PID/stat, 0 if unknown.
-func parentPID(pid int) int {
+// readProcStat reads /proc/PID/stat.
+func readProcStat(pid int) (procStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return procStat{}, err
 	}
+	// The command name may hold spaces and parentheses; the fields
+	// after its last ')' are state, ppid, ...
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0
+	if len(f) == 0 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
-	ppid, _ := strconv.Atoi(string(f[1]))
-	return ppid
+	st := procStat{State: f[0][0]}
+	if len(f) > 1 {
+		st.PPID, _ = strconv.Atoi(string(f[1]))
+	}
+	return st, nil
+}
+
+// procState returns the one-letter state of pid from /proc/PID/stat.
+func procState(pid int) (byte, error) {
+	st, err := readProcStat(pid)
+	return st.State, err
 }

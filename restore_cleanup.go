@@ -76,13 +76,13 @@ func (f *forkedTasks) checkPIDsFree() error {
 		return nil
 	}
 	for _, pid := range f.pids {
-		state, err := procState(pid)
+		st, err := readProcStat(pid)
 		if err != nil {
 			continue
 		}
-		if state == 'Z' {
+		if st.State == 'Z' {
 			return fmt.Errorf("%w: pid %d is a zombie that its parent (pid %d) has not reaped",
-				ErrPIDInUse, pid, parentPID(pid))
+				ErrPIDInUse, pid, st.PPID)
 		}
 		return fmt.Errorf("%w: pid %d is taken by a running process", ErrPIDInUse, pid)
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/docker-cr/dockercr"
+	"github.com/docker-cr/dockercr/internal/modes"
 )
 
 // lineTimeout bounds the wait for any one expected line of a workload.
@@ -437,25 +438,12 @@ func tNoCheckpoint(t *testing.T, dir string) {
 // tModes walks root and fails unless dirs are 0700 and files 0600.
 func tModes(t *testing.T, root string) {
 	t.Helper()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		}
-		if info.Mode().Type()&fs.ModeSymlink == 0 && info.Mode().Perm() != want {
-			t.Errorf("%s has mode %v, want %v", path, info.Mode().Perm(), want)
-		}
-		return nil
-	})
+	bad, err := modes.Violations(root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, line := range bad {
+		t.Error(line)
 	}
 }
 
