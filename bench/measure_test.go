@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -91,30 +90,21 @@ func reportRate(b *testing.B, mib float64) {
 	}
 }
 
-// dropCaches says whether [settle] also empties the page cache. It does
-// not: sync alone starts every method from the same state (its input
-// clean and cached, nothing dirty). In a run that alternated the two
-// before restores of 256 MiB and 1 GiB, dropping the caches made every
-// restore slower and the spread of each method wider (the library's
-// restores of 256 MiB: 1 % with sync alone, 8 % with the drop): the
-// noise of reading the images back from the VM's disk. A drop is also
-// felt by everything else on the host.
-const dropCaches = false
-
-// dropCachesPath is the kernel's knob; "3" drops clean page cache,
-// dentries and inodes.
-const dropCachesPath = "/proc/sys/vm/drop_caches"
-
 // settle writes every dirty page back before a timed operation. A fast
 // step just before, such as the library's checkpoint, leaves its output
 // dirty, and the kernel's writeback of it then lands inside whatever is
 // timed next; a slow one such as Docker's checkpoint has mostly flushed
 // by the time it returns, so the writeback went into the time of the
 // restores from the library's checkpoints only.
+//
+// It does not also drop the page cache: sync alone starts every method
+// from the same state (its input clean and cached, nothing dirty). In a
+// run that alternated the two before restores of 256 MiB and 1 GiB,
+// dropping the caches made every restore slower and the spread of each
+// method wider (the library's restores of 256 MiB: 1 % with sync alone,
+// 8 % with the drop): the noise of reading the images back from the
+// VM's disk. A drop is also felt by everything else on the host.
 func settle() error {
 	syscall.Sync()
-	if !dropCaches {
-		return nil
-	}
-	return os.WriteFile(dropCachesPath, []byte("3"), 0o200)
+	return nil
 }

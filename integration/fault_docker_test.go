@@ -86,13 +86,10 @@ func tFaultDockerCancelCase(t *testing.T, f *dockerFixture, d *dockercr.Docker, 
 	ctx, cancel := context.WithCancel(f.ctx)
 	defer cancel()
 
-	done := make(chan error, 1)
-	go func() {
+	w, done := tFaultBreakDump(t, dir, pt, func() error {
 		_, err := d.Checkpoint(ctx, c.Name, name)
-		done <- err
-	}()
-	w := faultWatchDump(dir)
-	w.tBreak(t, pt, done)
+		return err
+	})
 	start := time.Now()
 	cancel()
 	w.resume()
@@ -233,13 +230,10 @@ func TestFaultDockerExit(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				done := make(chan error, 1)
-				go func() {
+				w, done := tFaultBreakDump(t, dir, faultDumpPoints(faultMiB)[1], func() error {
 					_, err := d.Checkpoint(f.ctx, c.Name, "cp")
-					done <- err
-				}()
-				w := faultWatchDump(dir)
-				w.tBreak(t, faultDumpPoints(faultMiB)[1], done)
+					return err
+				})
 				start := time.Now()
 				killed := make(chan error, 1)
 				go func() { killed <- exit.kill(f, c, pid) }()

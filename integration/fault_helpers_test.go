@@ -275,6 +275,19 @@ func faultWatchDump(dir string) *faultWatch {
 	}
 }
 
+// tFaultBreakDump runs dump in the background and stops criu once the
+// dump staged for checkpoint dir reaches pt. It returns the watch, to
+// resume criu or inject a fault, and the channel of dump's result.
+func tFaultBreakDump(t *testing.T, dir string, pt faultPoint,
+	dump func() error) (*faultWatch, chan error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- dump() }()
+	w := faultWatchDump(dir)
+	w.tBreak(t, pt, done)
+	return w, done
+}
+
 // faultWatchRestore watches a restore from checkpoint dir, whose
 // restore.log must not exist yet.
 func faultWatchRestore(dir string) *faultWatch {

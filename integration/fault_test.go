@@ -79,13 +79,10 @@ func tFaultDumpCase(t *testing.T, c *dockercr.Checkpointer, p *proc, pt faultPoi
 	defer cancel()
 	dir := tCheckpointDir(t)
 
-	done := make(chan error, 1)
-	go func() {
+	w, done := tFaultBreakDump(t, dir, pt, func() error {
 		_, err := c.Checkpoint(ctx, p.PID, dir)
-		done <- err
-	}()
-	w := faultWatchDump(dir)
-	w.tBreak(t, pt, done)
+		return err
+	})
 	start := time.Now()
 	if err := a.inject(w, cancel); err != nil {
 		w.resume()
@@ -216,13 +213,10 @@ func tFaultCancelTCPCase(t *testing.T, c *dockercr.Checkpointer, b dockercr.Back
 	defer cancel()
 	dir := tCheckpointDir(t)
 
-	done := make(chan error, 1)
-	go func() {
+	w, done := tFaultBreakDump(t, dir, pt, func() error {
 		_, err := c.Checkpoint(ctx, p.PID, dir)
-		done <- err
-	}()
-	w := faultWatchDump(dir)
-	w.tBreak(t, pt, done)
+		return err
+	})
 	start := time.Now()
 	cancel()
 	w.resume()

@@ -158,9 +158,3 @@ func diskPath(name string) string {
 	}
 	return name
 }
-
-// generated reports whether name is written from the caller's data
-// rather than from a file of the checkpoint directory.
-func generated(name string) bool {
-	return name == ConfigDumpName || name == SpecDumpName
-}
