@@ -139,7 +139,11 @@ func (c *Checkpointer) checkpoint(ctx context.Context, pid int, dir string,
 
 	res, dumped, err := c.runDump(ctx, req, staged, hooks)
 	if err != nil {
-		return nil, c.failDump(staged, err, dumped && !req.LeaveRunning)
+		err = c.failDump(staged, err, dumped && !req.LeaveRunning)
+		if !dumped {
+			err = exitedError(pid, err)
+		}
+		return nil, err
 	}
 	return res, nil
 }

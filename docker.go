@@ -26,7 +26,8 @@ var (
 	// ErrContainerNotFound means Docker knows no such container.
 	ErrContainerNotFound = errors.New("container not found")
 	// ErrContainerNotRunning means a checkpoint was asked of a
-	// container that is not running.
+	// container that is not running, or whose init ended during the
+	// dump (the error then also matches [ErrProcessNotFound]).
 	ErrContainerNotRunning = errors.New("container is not running")
 	// ErrContainerRunning means a restore in place was asked while the
 	// container still runs; stop it first.
@@ -216,7 +217,7 @@ func (d *Docker) Checkpoint(ctx context.Context, ref, name string) (*ContainerCh
 		err = errors.Join(err, terr)
 	}
 	if err != nil {
-		return nil, exitedError(info, plan.pid, err)
+		return nil, containerExitedError(info, err)
 	}
 	return &ContainerCheckpoint{
 		CheckpointResult: *res,
@@ -520,14 +521,11 @@ func parseDockerTime(s string) time.Time {
 	return t.UTC()
 }
 
-// exitedError says so when CRIU failed because the container's init
-// died during the dump (killed, or docker kill): CRIU 4.2.1 only logs
-// "si_code=2 si_pid=N si_status=9" and "N was killed by 9 unexpectedly".
-func exitedError(info container.InspectResponse, pid int, err error) error {
-	var ce *CRIUError
-	if !errors.As(err, &ce) || processExists(pid) == nil {
+// containerExitedError adds ErrContainerNotRunning to a failed dump
+// whose root process ended under it.
+func containerExitedError(info container.InspectResponse, err error) error {
+	if !errors.Is(err, ErrProcessNotFound) {
 		return err
 	}
-	return fmt.Errorf("%w: %s exited during the checkpoint: %w",
-		ErrContainerNotRunning, containerName(info), err)
+	return fmt.Errorf("%w: %s: %w", ErrContainerNotRunning, containerName(info), err)
 }

@@ -29,7 +29,9 @@ var (
 	// root, or CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE.
 	ErrNotPermitted = errors.New("not permitted")
 
-	// ErrProcessNotFound means the process to checkpoint does not exist.
+	// ErrProcessNotFound means the process to checkpoint does not
+	// exist, or ended while CRIU dumped it (the error then also carries
+	// CRIU's own lines).
 	ErrProcessNotFound = errors.New("process not found")
 
 	// ErrCheckpointExists means the checkpoint directory already exists

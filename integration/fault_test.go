@@ -97,6 +97,41 @@ func tFaultDumpCase(t *testing.T, c *dockercr.Checkpointer, p *proc, pt faultPoi
 	p.tRunning(t)
 }
 
+// TestFaultExit kills the workload itself (SIGKILL) while CRIU dumps
+// its memory: the checkpoint fails with ErrProcessNotFound and CRIU's
+// own lines, and no checkpoint and no staging directory remain.
+func TestFaultExit(t *testing.T) {
+	tRequireEnv(t)
+	forEachBackend(t, func(t *testing.T, b dockercr.Backend) {
+		tFaultNoLeaks(t)
+		p := tStartWorkload(t, nil, "mem", "-mib", strconv.Itoa(faultMiB), "-interval", "20ms")
+		p.tNextCount(t)
+		c := tNew(t, b)
+		dir := tCheckpointDir(t)
+
+		w, done := tFaultBreakDump(t, dir, faultDumpPoints(faultMiB)[1], func() error {
+			_, err := c.Checkpoint(tContext(t), p.PID, dir)
+			return err
+		})
+		start := time.Now()
+		kerr := unix.Kill(p.PID, unix.SIGKILL)
+		w.resume()
+		if kerr != nil {
+			t.Fatal(kerr)
+		}
+		took, err := tFaultResult(t, done, start)
+		t.Logf("fault: workload killed during the dump: returned %v after the kill: %v", took, err)
+
+		if !errors.Is(err, dockercr.ErrProcessNotFound) {
+			t.Errorf("error %v does not match ErrProcessNotFound", err)
+		}
+		tFaultLogErrors(t, tCRIUError(t, err).LogPath)
+		p.tWaitGone(t)
+		tFaultReapStrays(t)
+		tNoCheckpoint(t, dir)
+	})
+}
+
 // TestFaultRestore kills criu, or cancels the context, at each point of
 // a restore of a 1 GiB memory workload: the restore fails naming the
 // fault, no half-restored process is left (none with the workload's
