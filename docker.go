@@ -522,7 +522,7 @@ func parseDockerTime(s string) time.Time {
 }
 
 // containerExitedError adds ErrContainerNotRunning to a failed dump
-// whose root process ended under it.
+// whose init was gone before CRIU ran or ended under it.
 func containerExitedError(info container.InspectResponse, err error) error {
 	if !errors.Is(err, ErrProcessNotFound) {
 		return err

@@ -75,11 +75,8 @@ func killPending(status []byte) bool {
 // shows one of these well before its 1 GiB of memory is freed, and
 // while a frozen cgroup still holds it.
 func processEnding(pid int) bool {
-	if processExists(pid) != nil {
-		return true
-	}
 	st, err := readProcStat(pid)
-	if err != nil || st.Flags&pfExiting != 0 {
+	if err != nil || st.State == 'Z' || st.State == 'X' || st.Flags&pfExiting != 0 {
 		return true
 	}
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")

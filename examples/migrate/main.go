@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -209,11 +210,15 @@ func step(name string, fn func() (string, error)) (string, error) {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
+// fail prints err and exits 1. For a CRIU failure the lines of
+// [dockercr.CRIUError.Detail] follow the summary, which they would
+// otherwise repeat.
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "migrate:", err)
+	msg := err.Error()
 	var ce *dockercr.CRIUError
 	if errors.As(err, &ce) {
-		fmt.Fprintln(os.Stderr, ce.Detail())
+		msg += strings.TrimPrefix(ce.Detail(), ce.Error())
 	}
+	fmt.Fprintln(os.Stderr, "migrate:", msg)
 	os.Exit(1)
 }
